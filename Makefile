@@ -1,0 +1,102 @@
+# Build, test and run the photo-grouping pipeline.
+#   make            build bin/pipeline-run
+#   make check      run the whole test suite (unit, model, integration, e2e)
+#   make demo       run the nightly job over the sample ads and print the groups
+#   make bench      print the benchmark table (never part of check)
+#   V=1             show the commands
+
+SHARED ?= $(abspath ../shared)
+BUILD ?= build
+CC ?= cc
+CXX ?= g++
+
+PKGS := vips libpq yaml-0.1 rdkafka libcjson
+TORCH_INC ?= /usr/include/torch/csrc/api/include
+TORCH_LIBS ?= -ltorch_cpu -lc10
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Wvla
+CPPFLAGS += -Ipipeline -Istages -MMD -MP -D_GNU_SOURCE
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -pthread $(WARN) $(shell pkg-config --cflags $(PKGS))
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 -pthread -Wall -Wextra -Wno-unused-parameter -isystem $(TORCH_INC)
+LDLIBS += $(shell pkg-config --libs $(PKGS)) $(TORCH_LIBS) -lm -lpthread
+
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+BUILD := build-san
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_C := $(filter-out pipeline/main.c,$(wildcard pipeline/*.c stages/*.c))
+LIB_CXX := $(wildcard stages/*.cpp)
+LIB_OBJ := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+.PHONY: all check unit demo bench clean format format-check deps
+all: bin/pipeline-run
+
+deps:
+	$(Q)scripts/install-deps
+
+bin/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libpipeline.a: $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpipeline.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libpipeline.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BIN) $(TOOL_BIN)
+
+check: deps all unit
+	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) tests/run-all
+
+demo: deps all
+	$(Q)SHARED=$(SHARED) scripts/demo
+
+bench: deps all unit
+	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) scripts/bench
+
+FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/tools/*.c)
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
+
+clean:
+	rm -rf build build-san bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

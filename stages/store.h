@@ -1,0 +1,148 @@
+/* store.h - PostgreSQL: migrations, runs, models, photos, embeddings, groups.
+ *
+ * Every write is an idempotent upsert inside one transaction per call, and a
+ * row is only rewritten when its content changed, so running the same input
+ * twice leaves the tables (other than pipeline_runs) byte-for-byte the same.
+ * All SQL goes through parameters. Connection failures and server restarts
+ * are ERR_RETRY; constraint or data problems are ERR_FATAL. A store handle is
+ * used by one thread at a time. */
+#ifndef STAGES_STORE_H
+#define STAGES_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct store;
+
+/* Connect with a libpq conninfo string or "service=NAME". The password, if
+ * any, never appears in messages. Returns NULL on failure (ERR_RETRY when the
+ * server could not be reached). Free with store_close(). */
+struct store *store_open(const char *conninfo, struct err *err);
+void store_close(struct store *s);
+
+/* Apply every SQL_DIR/NNN_*.sql not yet recorded in schema_migrations, in
+ * order, each in its own transaction. *APPLIED (may be NULL) receives the
+ * number applied now. Concurrent callers are serialised by an advisory lock. */
+int store_migrate(struct store *s, const char *sql_dir, int *applied, struct err *err);
+
+struct store_model {
+	const char *backbone;
+	const char *weights_path;
+	const char *weights_sha256;	/* hex */
+	int embedding_dim;
+	int image_height, image_width;
+	double threshold;		/* NaN: none recorded */
+	const char *metrics_json;	/* may be NULL */
+	const char *status;		/* "active", "candidate", "retired" */
+};
+
+/* Find the model with the same weights checksum and backbone, or insert it
+ * with M->status (when M->status is "active" and another model is active,
+ * the other one is retired). *ID receives its id. */
+int store_model_register(struct store *s, const struct store_model *m, int64_t *id,
+			 struct err *err);
+
+/* The active model's id and threshold (NaN if none). *ID = 0 when no model
+ * is active. */
+int store_model_active(struct store *s, int64_t *id, double *threshold, struct err *err);
+
+struct store_run {
+	const char *kind;	/* "nightly", "backfill", "retrain" */
+	const char *date;	/* "YYYY-MM-DD" or NULL */
+	const char *host;
+	const char *version;
+	int64_t model_id;	/* 0: none */
+};
+
+int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id, struct err *err);
+
+struct store_run_counts {
+	long photos_in, photos_embedded, photos_failed, ads_grouped;
+	double elapsed_s;
+};
+
+/* STATUS: "ok", "partial" (some photos failed), "failed". */
+int store_run_finish(struct store *s, int64_t run_id, const char *status,
+		     const struct store_run_counts *c, struct err *err);
+
+struct store_image {
+	const char *image_id;
+	const char *ad_id;
+	const char *url;
+	const char *created_at;		/* RFC 3339 */
+	const char *source;		/* where it came from: "ads.csv:12", "topic/3@1042" */
+	int ok;				/* 1: embedded; 0: failed */
+	const char *failure_stage;	/* when !ok: "fetch", "resize", "embed" */
+	const char *failure_reason;	/* when !ok */
+	int width, height;		/* 0 when unknown */
+	const char *content_sha256;	/* hex, or NULL */
+	const float *embedding;		/* dim floats when ok */
+	int dim;
+};
+
+/* Upsert N photos in one transaction: ad_images for all, image_embeddings
+ * (for MODEL_ID) for the ok ones, failures for the failed ones (a photo that
+ * succeeds later has its failure row removed). */
+int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
+		       const struct store_image *imgs, size_t n, struct err *err);
+
+/* A failure that is not tied to a stored photo (a bad CSV line, a poison
+ * event). KEY identifies the item uniquely ("ads.csv:17", "topic/2@55");
+ * IMAGE_ID and AD_ID may be NULL. Upserted by KEY. */
+int store_write_failure(struct store *s, int64_t run_id, const char *key, const char *image_id,
+			const char *ad_id, const char *stage, const char *reason,
+			struct err *err);
+
+/* Embeddings of every photo of AD_ID for MODEL_ID, ordered by image id. */
+struct store_emb_set {
+	size_t n;
+	int dim;
+	char **image_ids;
+	char **ad_ids;
+	char **urls;
+	float *emb;		/* n x dim */
+};
+
+int store_ad_embeddings(struct store *s, int64_t model_id, const char *ad_id,
+			struct store_emb_set *out, struct err *err);
+
+/* Every embedding stored for MODEL_ID (for evaluation), ordered by image id. */
+int store_all_embeddings(struct store *s, int64_t model_id, struct store_emb_set *out,
+			 struct err *err);
+
+void store_emb_set_free(struct store_emb_set *set);
+
+struct store_group {
+	const char *image_id;
+	const char *ad_id;
+	const char *group_id;
+};
+
+/* Replace the groups of every ad named in G (N rows) for MODEL_ID in one
+ * transaction: upsert each row, delete rows of those ads that are not in G. */
+int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
+		       const struct store_group *g, size_t n, struct err *err);
+
+/* Groups of MODEL_ID, ordered by ad id, group id, image id. Strings are owned
+ * by the result; free with store_groups_free(). */
+struct store_group_set {
+	size_t n;
+	struct store_group *rows;
+	char *strings;
+};
+
+int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set *out,
+		       struct err *err);
+void store_groups_free(struct store_group_set *set);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
