@@ -41,6 +41,8 @@ LIB_CXX := $(wildcard stages/*.cpp)
 LIB_OBJ := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
@@ -74,12 +76,17 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpipeline.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(BUILD)/libpipeline.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BIN) $(TOOL_BIN)
+unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
 
 check: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) tests/run-all
@@ -90,7 +97,7 @@ demo: deps all
 bench: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) scripts/bench
 
-FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/tools/*.c)
+FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/integration/*.c tests/tools/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
