@@ -15,7 +15,7 @@ TORCH_INC ?= /usr/include/torch/csrc/api/include
 TORCH_LIBS ?= -ltorch_cpu -lc10
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
-	-Wno-unused-parameter -Wvla
+	-Wno-unused-parameter -Wvla -Wno-format-truncation
 CPPFLAGS += -Ipipeline -Istages -MMD -MP -D_GNU_SOURCE
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -pthread $(WARN) $(shell pkg-config --cflags $(PKGS))

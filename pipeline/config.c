@@ -1,0 +1,761 @@
+/* config.c - the configuration schema and its YAML loader.
+ *
+ * A YAML file is flattened into dotted keys ("pipeline.batch_size") with the
+ * line each value sits on; every key is then looked up in a schema table that
+ * says its type, default, range and meaning. Defaults go through the same
+ * parser as file values, so a default can never be out of range. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "log.h"
+
+enum key_type {
+	T_STR,		/* char[] */
+	T_PATH,		/* char[], resolved against the file's directory */
+	T_SECRET,	/* char[], masked when printed */
+	T_INT,		/* int */
+	T_LL,		/* long long */
+	T_DOUBLE,	/* double */
+	T_DOUBLE_AUTO,	/* double, "auto" = NaN */
+	T_BOOL,		/* int 0/1 */
+	T_ENUM,		/* int, index into choices */
+	T_CHOICE,	/* char[], one of choices */
+	T_FLOAT3,	/* float[3] */
+	T_RESIZE,	/* a Hydrogen Torch augmentation string that must be a plain resize */
+	T_IGNORED,	/* accepted, does not apply: warned about */
+};
+
+struct key_def {
+	const char *key;
+	enum key_type type;
+	size_t offset;
+	size_t size;		/* for char[] fields */
+	const char *def;	/* default as YAML text; NULL = none (required when REQ) */
+	double min, max;
+	const char *const *choices;
+	const char *help;
+	int required;
+};
+
+#define F(st, field) offsetof(struct st, field), sizeof(((struct st *)0)->field)
+#define NONE 0, 0
+
+static const char *const source_kinds[] = {"dir", "kafka", NULL};
+static const char *const linkages[] = {"average", "single", "complete", NULL};
+static const char *const pools[] = {"Average", "GeM", NULL};
+static const char *const norms[] = {"Simple", "ImageNet", "Custom", NULL};
+static const char *const backbones[] = {"tf_efficientnet_b0_ns", "mobilenetv2_100", NULL};
+static const char *const schedules[] = {"Cosine", "Constant", NULL};
+static const char *const augs[] = {"Soft", "None", NULL};
+static const char *const optimizers[] = {"AdamW", NULL};
+static const char *const losses[] = {"ArcFace", NULL};
+static const char *const metrics[] = {"mAP", NULL};
+static const char *const channels[] = {"3", NULL};
+
+static const struct key_def pipeline_keys[] = {
+	{"database.conninfo", T_SECRET, F(config, db_conninfo), "", 0, 0, NULL,
+	 "libpq connection string or service=NAME (empty: libpq's PG* environment)", 0},
+	{"database.sql_dir", T_PATH, F(config, sql_dir), "../sql", 0, 0, NULL,
+	 "folder of numbered migrations applied at start", 0},
+	{"source.kind", T_ENUM, F(config, source), "dir", 0, 0, source_kinds,
+	 "where photos come from: dir (a CSV of ads) or kafka", 0},
+	{"source.csv", T_PATH, F(config, source_csv), "", 0, 0, NULL,
+	 "CSV with columns ad_id,image_id,image,created_at", 0},
+	{"source.images_root", T_PATH, F(config, images_root), "", 0, 0, NULL,
+	 "folder the CSV's image paths are relative to; no path may leave it", 0},
+	{"limits.max_bytes", T_LL, F(config, max_bytes), "52428800", 1, 2147483647, NULL,
+	 "largest photo file accepted, bytes", 0},
+	{"limits.max_pixels", T_LL, F(config, max_pixels), "100000000", 1, 1e12, NULL,
+	 "largest width x height accepted, checked from the header before decoding", 0},
+	{"pipeline.batch_size", T_INT, F(config, batch_size), "16", 1, 1024, NULL,
+	 "photos per forward pass and per database transaction", 0},
+	{"pipeline.queue_depth", T_INT, F(config, queue_depth), "64", 1, 65536, NULL,
+	 "resized photos waiting for the model, at most (bounds memory)", 0},
+	{"pipeline.resize_threads", T_INT, F(config, resize_threads), "0", 0, 256, NULL,
+	 "decode/resize threads; 0 = one per CPU core", 0},
+	{"pipeline.torch_threads", T_INT, F(config, torch_threads), "0", 0, 256, NULL,
+	 "libtorch intra-op threads; 0 = one per CPU core", 0},
+	{"model.config", T_PATH, F(config, model_config), NULL, 0, 0, NULL,
+	 "model configuration in the Hydrogen Torch format", 1},
+	{"model.weights", T_PATH, F(config, model_weights), NULL, 0, 0, NULL,
+	 ".safetensors weights with timm key names", 1},
+	{"model.device", T_STR, F(config, device), "cpu", 0, 0, NULL,
+	 "cpu, cuda or cuda:N", 0},
+	{"model.channels_last", T_BOOL, F(config, channels_last), "true", 0, 0, NULL,
+	 "run convolutions in channels-last layout (faster on CPU)", 0},
+	{"grouping.threshold", T_DOUBLE_AUTO, F(config, threshold), "auto", -1, 1, NULL,
+	 "cosine similarity to join a group; auto = the active model's tuned value", 0},
+	{"grouping.default_threshold", T_DOUBLE, F(config, default_threshold), "0.5", -1, 1,
+	 NULL, "threshold when neither the config nor the model record has one", 0},
+	{"grouping.linkage", T_ENUM, F(config, linkage), "average", 0, 0, linkages,
+	 "agglomerative linkage: average, single or complete", 0},
+};
+
+static const struct key_def model_keys[] = {
+	{"architecture.backbone", T_CHOICE, F(model_config, backbone), NULL, 0, 0, backbones,
+	 "timm backbone name", 1},
+	{"architecture.embedding_size", T_INT, F(model_config, embedding_size), "512", 1, 8192,
+	 NULL, "embedding width of a trained head", 0},
+	{"architecture.pool", T_ENUM, F(model_config, pool), "Average", 0, 0, pools,
+	 "pooling of the backbone's feature map", 0},
+	{"architecture.gem_p", T_DOUBLE, F(model_config, gem_p), "3", 1, 16, NULL,
+	 "GeM exponent", 0},
+	{"architecture.dropout", T_DOUBLE, F(model_config, dropout), "0", 0, 0.99, NULL,
+	 "dropout before the head (training only)", 0},
+	{"architecture.pretrained", T_BOOL, F(model_config, pretrained), "true", 0, 0, NULL,
+	 "start training from the weights file", 0},
+	{"image.image_channels", T_CHOICE, NONE, "3", 0, 0, channels, "colour channels", 0},
+	{"image.image_height", T_INT, F(model_config, image_height), "224", 16, 4096, NULL,
+	 "model input height", 0},
+	{"image.image_width", T_INT, F(model_config, image_width), "224", 16, 4096, NULL,
+	 "model input width", 0},
+	{"image.image_normalization", T_ENUM, F(model_config, norm), "Simple", 0, 0, norms,
+	 "Simple (x/255), ImageNet mean/std, or Custom (image_mean/image_std)", 0},
+	{"image.image_mean", T_FLOAT3, F(model_config, mean), "[0, 0, 0]", -1000, 1000, NULL,
+	 "per-channel mean in pixel units, for Custom", 0},
+	{"image.image_std", T_FLOAT3, F(model_config, std), "[1, 1, 1]", 1e-6, 1000, NULL,
+	 "per-channel std in pixel units, for Custom", 0},
+	{"prediction.top_k_similar", T_INT, F(model_config, top_k), "50", 1, 100000, NULL,
+	 "k of the retrieval metric mAP@k", 0},
+	{"prediction.metric", T_CHOICE, NONE, "mAP", 0, 0, metrics, "evaluation metric", 0},
+	{"prediction.test_time_augmentations", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"augmentation.augmentations_strategy", T_CHOICE, F(model_config, train.augmentations),
+	 "Soft", 0, 0, augs, "training augmentations", 0},
+	{"augmentation.custom_inference_augmentations", T_RESIZE, NONE, NULL, 0, 0, NULL,
+	 "must be a plain Resize to the image size", 0},
+	{"augmentation.custom_train_augmentations", T_RESIZE, NONE, NULL, 0, 0, NULL,
+	 "must be a plain Resize to the image size", 0},
+	{"training.epochs", T_INT, F(model_config, train.epochs), "5", 1, 1000, NULL, "", 0},
+	{"training.batch_size", T_INT, F(model_config, train.batch_size), "16", 2, 4096, NULL,
+	 "", 0},
+	{"training.grad_accumulation", T_INT, F(model_config, train.grad_accumulation), "1", 1,
+	 1024, NULL, "", 0},
+	{"training.learning_rate", T_DOUBLE, F(model_config, train.learning_rate), "0.001", 0, 10,
+	 NULL, "head learning rate", 0},
+	{"training.differential_learning_rate", T_DOUBLE,
+	 F(model_config, train.differential_learning_rate), "0.001", 0, 10, NULL,
+	 "backbone learning rate", 0},
+	{"training.differential_learning_rate_layers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.weight_decay", T_DOUBLE, F(model_config, train.weight_decay), "0", 0, 10, NULL,
+	 "", 0},
+	{"training.warmup_epochs", T_DOUBLE, F(model_config, train.warmup_epochs), "0", 0, 1000,
+	 NULL, "", 0},
+	{"training.gradient_clip", T_DOUBLE, F(model_config, train.gradient_clip), "0", 0, 1e6,
+	 NULL, "0 = off", 0},
+	{"training.arcface_margin", T_DOUBLE, F(model_config, train.arcface_margin), "0.1", 0,
+	 1.5, NULL, "radians", 0},
+	{"training.arcface_scale", T_DOUBLE, F(model_config, train.arcface_scale), "45", 1, 256,
+	 NULL, "", 0},
+	{"training.drop_last_batch", T_BOOL, F(model_config, train.drop_last_batch), "true", 0, 0,
+	 NULL, "", 0},
+	{"training.evaluation_epochs", T_INT, F(model_config, train.evaluation_epochs), "1", 1,
+	 1000, NULL, "", 0},
+	{"training.schedule", T_CHOICE, F(model_config, train.schedule), "Cosine", 0, 0,
+	 schedules, "", 0},
+	{"training.optimizer", T_CHOICE, NONE, "AdamW", 0, 0, optimizers, "", 0},
+	{"training.loss_function", T_CHOICE, NONE, "ArcFace", 0, 0, losses, "", 0},
+	{"training.automatically_adjust_batch_size", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.build_scoring_pipelines", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.calculate_train_metric", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.save_best_checkpoint", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.train_validation_data", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.validation_size", T_DOUBLE, F(model_config, train.validation_size), "0.2", 0.01,
+	 0.9, NULL, "share of labels held out for validation", 0},
+	{"dataset.data_folder", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.data_folder_test", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.data_sample", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.data_sample_choice", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.folds", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.group_fold_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.image_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.label_columns", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.test_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.train_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.validation_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.validation_strategy", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"environment.seed", T_INT, F(model_config, train.seed), "-1", -1, INT_MAX, NULL,
+	 "-1 = random (recorded)", 0},
+	{"environment.mixed_precision_training", T_BOOL, F(model_config, train.mixed_precision),
+	 "false", 0, 0, NULL, "bf16/fp16 autocast where the device supports it", 0},
+	{"environment.mixed_precision_inference", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"environment.gpus", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"environment.number_of_workers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"experiment_name", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"logging.logger", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"logging.neptune_project", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"logging.number_of_images", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+};
+
+#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* One flattened YAML value. */
+struct flat {
+	char key[160];
+	yaml_node_t *node;
+	int line;
+};
+
+struct flat_list {
+	struct flat *v;
+	size_t n, cap;
+};
+
+static int flat_add(struct flat_list *l, const char *key, yaml_node_t *node)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct flat *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	snprintf(l->v[l->n].key, sizeof(l->v[l->n].key), "%s", key);
+	l->v[l->n].node = node;
+	l->v[l->n].line = (int)node->start_mark.line + 1;
+	l->n++;
+	return 0;
+}
+
+/* Walk mapping NODE, adding "prefix.key" for every scalar or sequence. Only
+ * known maps are descended into; a mapping where a value is expected is
+ * flattened too and then reported as an unknown key. */
+static int flatten(yaml_document_t *doc, yaml_node_t *node, const char *prefix,
+		   struct flat_list *l, const char *file, struct err *err)
+{
+	yaml_node_pair_t *pair;
+
+	for (pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = yaml_document_get_node(doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(doc, pair->value);
+		char key[160];
+
+		if (!k || k->type != YAML_SCALAR_NODE || !v)
+			return err_set(err, ERR_FATAL, "%s:%d: keys must be plain scalars", file,
+				       k ? (int)k->start_mark.line + 1 : 0);
+		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "",
+			 (const char *)k->data.scalar.value);
+		if (v->type == YAML_MAPPING_NODE && strlen(prefix) == 0) {
+			if (flatten(doc, v, key, l, file, err))
+				return -1;
+		} else if (flat_add(l, key, v)) {
+			return err_set(err, ERR_FATAL, "out of memory");
+		}
+	}
+	return 0;
+}
+
+static int resolve_path(const char *file, const char *value, char *out, size_t cap)
+{
+	const char *slash;
+	int n;
+
+	if (value[0] == '\0' || value[0] == '/') {
+		n = snprintf(out, cap, "%s", value);
+	} else {
+		slash = strrchr(file, '/');
+		if (slash)
+			n = snprintf(out, cap, "%.*s/%s", (int)(slash - file), file, value);
+		else
+			n = snprintf(out, cap, "%s", value);
+	}
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno || end == s || *end != '\0' || !isfinite(*out) ? -1 : 0;
+}
+
+static int choice_index(const char *const *choices, const char *s)
+{
+	int i;
+
+	for (i = 0; choices[i]; i++)
+		if (!strcmp(choices[i], s))
+			return i;
+	return -1;
+}
+
+static void choices_list(const char *const *choices, char *out, size_t cap)
+{
+	size_t at = 0;
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; choices[i] && at < cap; i++) {
+		int n = snprintf(out + at, cap - at, "%s%s", i ? ", " : "", choices[i]);
+
+		if (n < 0)
+			break;
+		at += (size_t)n;
+	}
+}
+
+/* A Hydrogen Torch augmentation string is accepted only when every transform
+ * it names is Compose or Resize: the resize itself is done by the resize
+ * stage, so anything else would silently not happen. */
+static int check_plain_resize(const char *s)
+{
+	const char *tag = "\"__class_fullname__\"";
+	const char *p = s;
+
+	while ((p = strstr(p, tag))) {
+		p += strlen(tag);
+		while (*p == ' ' || *p == ':')
+			p++;
+		if (strncmp(p, "\"Compose\"", 9) && strncmp(p, "\"Resize\"", 8))
+			return -1;
+	}
+	return 0;
+}
+
+/* Parse VALUE (text) for DEF into BASE. LINE is 0 for defaults. */
+static int set_value(const struct key_def *def, void *base, const char *file, int line,
+		     yaml_document_t *doc, yaml_node_t *node, const char *value,
+		     struct err *err)
+{
+	char *field = (char *)base + def->offset;
+	char where[CONFIG_PATH_MAX + 32];
+	double d;
+
+	if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d", file, line);
+	else
+		snprintf(where, sizeof(where), "%s: default", file);
+
+	if (node && node->type != YAML_SCALAR_NODE && def->type != T_FLOAT3 &&
+	    def->type != T_IGNORED)
+		return err_set(err, ERR_FATAL, "%s: %s: expected a single value", where, def->key);
+
+	switch (def->type) {
+	case T_STR:
+	case T_SECRET:
+	case T_PATH:
+		if (def->type == T_PATH) {
+			if (resolve_path(file, value, field, def->size))
+				return err_set(err, ERR_FATAL, "%s: %s: path too long", where,
+					       def->key);
+		} else if ((size_t)snprintf(field, def->size, "%s", value) >= def->size) {
+			return err_set(err, ERR_FATAL, "%s: %s: value longer than %zu bytes", where,
+				       def->key, def->size - 1);
+		}
+		break;
+	case T_INT:
+	case T_LL: {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(value, &end, 10);
+		if (errno || end == value || *end != '\0')
+			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not a whole number", where,
+				       def->key, value);
+		if ((double)v < def->min || (double)v > def->max)
+			return err_set(err, ERR_FATAL, "%s: %s: %lld is out of range [%.0f, %.0f]",
+				       where, def->key, v, def->min, def->max);
+		if (def->type == T_INT)
+			*(int *)field = (int)v;
+		else
+			*(long long *)field = v;
+		break;
+	}
+	case T_DOUBLE_AUTO:
+		if (!strcmp(value, "auto")) {
+			*(double *)field = NAN;
+			break;
+		}
+		/* fall through */
+	case T_DOUBLE:
+		if (parse_double(value, &d))
+			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not a number", where,
+				       def->key, value);
+		if (d < def->min || d > def->max)
+			return err_set(err, ERR_FATAL, "%s: %s: %g is out of range [%g, %g]", where,
+				       def->key, d, def->min, def->max);
+		*(double *)field = d;
+		break;
+	case T_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "True"))
+			*(int *)field = 1;
+		else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+			 !strcmp(value, "False"))
+			*(int *)field = 0;
+		else
+			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not true or false", where,
+				       def->key, value);
+		break;
+	case T_ENUM:
+	case T_CHOICE: {
+		int i = choice_index(def->choices, value);
+		char list[256];
+
+		if (i < 0) {
+			choices_list(def->choices, list, sizeof(list));
+			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not supported (one of: %s)",
+				       where, def->key, value, list);
+		}
+		if (def->type == T_ENUM)
+			*(int *)field = i;
+		else if (def->size)
+			snprintf(field, def->size, "%s", value);
+		break;
+	}
+	case T_FLOAT3: {
+		float v[3];
+		int n = 0;
+
+		if (node) {
+			yaml_node_item_t *it;
+
+			if (node->type != YAML_SEQUENCE_NODE)
+				return err_set(err, ERR_FATAL, "%s: %s: expected a list of 3 numbers",
+					       where, def->key);
+			for (it = node->data.sequence.items.start;
+			     it < node->data.sequence.items.top; it++) {
+				yaml_node_t *x = yaml_document_get_node(doc, *it);
+
+				if (n == 3 || !x || x->type != YAML_SCALAR_NODE ||
+				    parse_double((const char *)x->data.scalar.value, &d))
+					return err_set(err, ERR_FATAL,
+						       "%s: %s: expected a list of 3 numbers", where,
+						       def->key);
+				if (d < def->min || d > def->max)
+					return err_set(err, ERR_FATAL,
+						       "%s: %s: %g is out of range [%g, %g]", where,
+						       def->key, d, def->min, def->max);
+				v[n++] = (float)d;
+			}
+		} else if (sscanf(value, "[%f, %f, %f]", &v[0], &v[1], &v[2]) == 3) {
+			n = 3;
+		}
+		if (n != 3)
+			return err_set(err, ERR_FATAL, "%s: %s: expected a list of 3 numbers", where,
+				       def->key);
+		memcpy(field, v, sizeof(v));
+		break;
+	}
+	case T_RESIZE:
+		if (check_plain_resize(value))
+			return err_set(err, ERR_FATAL,
+				       "%s: %s: only a plain Resize to the image size is supported",
+				       where, def->key);
+		break;
+	case T_IGNORED:
+		break;
+	}
+	return 0;
+}
+
+static const struct key_def *find_def(const struct key_def *defs, size_t n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(defs[i].key, key))
+			return &defs[i];
+	return NULL;
+}
+
+static int apply_defaults(const struct key_def *defs, size_t n, void *base, const char *file,
+			  struct err *err)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (defs[i].def && defs[i].size &&
+		    set_value(&defs[i], base, file, 0, NULL, NULL, defs[i].def, err))
+			return -1;
+	return 0;
+}
+
+/* Load FILE against DEFS into BASE. */
+static int load_file(const char *file, const struct key_def *defs, size_t ndefs, void *base,
+		     struct err *err)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	struct flat_list flat = {0};
+	char ignored[1024] = "";
+	size_t ignored_len = 0;
+	int have_doc = 0;
+	int ret = -1;
+	FILE *fp = NULL;
+	size_t i, j;
+
+	fp = fopen(file, "rb");
+	if (!fp)
+		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(fp);
+		return err_set(err, ERR_FATAL, "%s: yaml parser: out of memory", file);
+	}
+	yaml_parser_set_input_file(&parser, fp);
+	if (!yaml_parser_load(&parser, &doc)) {
+		err_set(err, ERR_FATAL, "%s:%zu: invalid YAML: %s", file,
+			parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+		goto out;
+	}
+	have_doc = 1;
+	root = yaml_document_get_root_node(&doc);
+	if (!root || root->type != YAML_MAPPING_NODE) {
+		err_set(err, ERR_FATAL, "%s: expected a mapping of sections at the top", file);
+		goto out;
+	}
+	if (flatten(&doc, root, "", &flat, file, err))
+		goto out;
+
+	for (i = 0; i < flat.n; i++) {
+		const struct flat *f = &flat.v[i];
+		const struct key_def *def = find_def(defs, ndefs, f->key);
+		const char *value = "";
+
+		for (j = 0; j < i; j++)
+			if (!strcmp(flat.v[j].key, f->key)) {
+				err_set(err, ERR_FATAL, "%s:%d: %s: given twice (first on line %d)",
+					file, f->line, f->key, flat.v[j].line);
+				goto out;
+			}
+		if (!def) {
+			err_set(err, ERR_FATAL, "%s:%d: %s: unknown key", file, f->line, f->key);
+			goto out;
+		}
+		if (def->type == T_IGNORED) {
+			int n = snprintf(ignored + ignored_len, sizeof(ignored) - ignored_len,
+					 "%s%s", ignored_len ? "," : "", f->key);
+
+			if (n > 0 && (size_t)n < sizeof(ignored) - ignored_len)
+				ignored_len += (size_t)n;
+			continue;
+		}
+		if (f->node->type == YAML_SCALAR_NODE)
+			value = (const char *)f->node->data.scalar.value;
+		if (set_value(def, base, file, f->line, &doc, f->node, value, err))
+			goto out;
+	}
+	for (j = 0; j < ndefs; j++) {
+		int found = 0;
+
+		if (!defs[j].required)
+			continue;
+		for (i = 0; i < flat.n && !found; i++)
+			found = !strcmp(flat.v[i].key, defs[j].key);
+		if (!found) {
+			err_set(err, ERR_FATAL, "%s: %s: required key missing (%s)", file,
+				defs[j].key, defs[j].help);
+			goto out;
+		}
+	}
+	if (ignored_len)
+		log_warn("config", "keys that do not apply here are ignored", "file=%s keys=%s",
+			 file, ignored);
+	ret = 0;
+out:
+	free(flat.v);
+	if (have_doc)
+		yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(fp);
+	return ret;
+}
+
+int config_load_model(struct model_config *mc, const char *path, struct err *err)
+{
+	memset(mc, 0, sizeof(*mc));
+	snprintf(mc->path, sizeof(mc->path), "%s", path);
+	if (apply_defaults(model_keys, NKEYS(model_keys), mc, path, err))
+		return -1;
+	mc->gem_p = 3.0;
+	if (load_file(path, model_keys, NKEYS(model_keys), mc, err))
+		return -1;
+	if (mc->norm == RESIZE_NORM_CUSTOM && mc->std[0] * mc->std[1] * mc->std[2] == 0)
+		return err_set(err, ERR_FATAL, "%s: image.image_std: must be non-zero", path);
+	return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	struct err err;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (apply_defaults(pipeline_keys, NKEYS(pipeline_keys), cfg, "", &err))
+		log_error("config", "bad built-in default", "error=\"%s\"", err.msg);
+}
+
+int config_load(struct config *cfg, const char *path, struct err *err)
+{
+	config_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	if (apply_defaults(pipeline_keys, NKEYS(pipeline_keys), cfg, path, err))
+		return -1;
+	if (load_file(path, pipeline_keys, NKEYS(pipeline_keys), cfg, err))
+		return -1;
+
+	/* rules that span several keys */
+	if (cfg->source == SOURCE_DIR && (!cfg->source_csv[0] || !cfg->images_root[0]))
+		return err_set(err, ERR_FATAL, "%s: source.kind dir needs source.csv and "
+			       "source.images_root", path);
+	if (cfg->source == SOURCE_KAFKA)
+		return err_set(err, ERR_FATAL, "%s: source.kind kafka is not available in this "
+			       "build yet", path);
+	if (cfg->queue_depth < cfg->batch_size)
+		return err_set(err, ERR_FATAL, "%s: pipeline.queue_depth (%d) must be at least "
+			       "pipeline.batch_size (%d)", path, cfg->queue_depth,
+			       cfg->batch_size);
+	if (access(cfg->model_weights, R_OK))
+		return err_set(err, ERR_FATAL, "%s: model.weights: cannot read %s: %s", path,
+			       cfg->model_weights, strerror(errno));
+	if (config_load_model(&cfg->model, cfg->model_config, err))
+		return err_prefix(err, "%s: model.config", path);
+	return 0;
+}
+
+void config_mask_conninfo(const char *conninfo, char *out, size_t cap)
+{
+	const char *p = conninfo;
+	size_t at = 0;
+
+	/* key=value pairs, values possibly quoted; URIs carry user:password@ */
+	while (*p && at + 1 < cap) {
+		if (!strncasecmp(p, "password", 8)) {
+			const char *q = p + 8;
+
+			while (*q == ' ')
+				q++;
+			if (*q == '=') {
+				int n = snprintf(out + at, cap - at, "password=***");
+
+				at += n > 0 ? (size_t)n : 0;
+				q++;
+				while (*q == ' ')
+					q++;
+				if (*q == '\'') {
+					for (q++; *q && *q != '\''; q++)
+						if (*q == '\\' && q[1])
+							q++;
+					if (*q)
+						q++;
+				} else {
+					while (*q && *q != ' ')
+						q++;
+				}
+				p = q;
+				continue;
+			}
+		}
+		if (!strncmp(p, "://", 3)) {
+			const char *at_sign = strchr(p + 3, '@');
+			const char *colon = strchr(p + 3, ':');
+
+			if (at_sign && colon && colon < at_sign) {
+				int n = snprintf(out + at, cap - at, "://%.*s:***@",
+						 (int)(colon - (p + 3)), p + 3);
+
+				at += n > 0 ? (size_t)n : 0;
+				p = at_sign + 1;
+				continue;
+			}
+		}
+		out[at++] = *p++;
+	}
+	out[at < cap ? at : cap - 1] = '\0';
+}
+
+const char *config_linkage_name(enum linkage l)
+{
+	return linkages[l];
+}
+
+static void print_value(const struct key_def *def, const void *base, FILE *out)
+{
+	const char *field = (const char *)base + def->offset;
+
+	switch (def->type) {
+	case T_SECRET: {
+		char masked[1024];
+
+		config_mask_conninfo(field, masked, sizeof(masked));
+		fprintf(out, "\"%s\"", masked);
+		break;
+	}
+	case T_STR:
+	case T_PATH:
+		fprintf(out, "\"%s\"", field);
+		break;
+	case T_CHOICE:
+		fprintf(out, "%s", def->size ? field : def->def);
+		break;
+	case T_INT:
+		fprintf(out, "%d", *(const int *)field);
+		break;
+	case T_LL:
+		fprintf(out, "%lld", *(const long long *)field);
+		break;
+	case T_DOUBLE:
+	case T_DOUBLE_AUTO:
+		if (isnan(*(const double *)field))
+			fprintf(out, "auto");
+		else
+			fprintf(out, "%g", *(const double *)field);
+		break;
+	case T_BOOL:
+		fprintf(out, "%s", *(const int *)field ? "true" : "false");
+		break;
+	case T_ENUM:
+		fprintf(out, "%s", def->choices[*(const int *)field]);
+		break;
+	case T_FLOAT3: {
+		const float *v = (const float *)field;
+
+		fprintf(out, "[%g, %g, %g]", v[0], v[1], v[2]);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void print_table(const struct key_def *defs, size_t n, const void *base, FILE *out,
+			const char *indent)
+{
+	char section[64] = "";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *dot = strchr(defs[i].key, '.');
+		size_t len = dot ? (size_t)(dot - defs[i].key) : 0;
+
+		if (defs[i].type == T_IGNORED || defs[i].type == T_RESIZE || !dot)
+			continue;
+		if (strlen(section) != len || strncmp(section, defs[i].key, len)) {
+			snprintf(section, sizeof(section), "%.*s", (int)len, defs[i].key);
+			fprintf(out, "%s%s:\n", indent, section);
+		}
+		fprintf(out, "%s  %s: ", indent, dot + 1);
+		print_value(&defs[i], base, out);
+		fprintf(out, "\n");
+	}
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	fprintf(out, "# effective configuration of %s\n", cfg->path);
+	print_table(pipeline_keys, NKEYS(pipeline_keys), cfg, out, "");
+	fprintf(out, "# model configuration from %s\n", cfg->model.path);
+	fprintf(out, "model_config:\n");
+	print_table(model_keys, NKEYS(model_keys), &cfg->model, out, "  ");
+}

@@ -1,0 +1,73 @@
+/* csv.c - splitting CSV lines. */
+#include "csv.h"
+
+#include <string.h>
+
+int csv_split(char *line, char **fields, int max)
+{
+	char *r = line, *w = line;
+	int n = 0;
+
+	for (;;) {
+		if (n == max)
+			return -1;
+		fields[n++] = w;
+		if (*r == '"') {
+			r++;
+			for (;;) {
+				if (*r == '\0')
+					return -1;
+				if (*r == '"' && r[1] == '"') {
+					*w++ = '"';
+					r += 2;
+				} else if (*r == '"') {
+					r++;
+					break;
+				} else {
+					*w++ = *r++;
+				}
+			}
+			if (*r != ',' && *r != '\0')
+				return -1;
+		} else {
+			while (*r && *r != ',')
+				*w++ = *r++;
+		}
+		if (*r == '\0') {
+			*w = '\0';
+			return n;
+		}
+		*w++ = '\0';
+		r++;
+	}
+}
+
+int csv_column(char *const *fields, int n, const char *name)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(fields[i], name))
+			return i;
+	return -1;
+}
+
+int csv_read_line(FILE *fp, char *buf)
+{
+	size_t len;
+
+	if (!fgets(buf, CSV_LINE_MAX, fp))
+		return ferror(fp) ? -1 : 0;
+	len = strlen(buf);
+	if (len == CSV_LINE_MAX - 1 && buf[len - 1] != '\n') {
+		int c;
+
+		while ((c = fgetc(fp)) != EOF && c != '\n')
+			;
+		buf[0] = '\0';
+		return 2;
+	}
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	return 1;
+}

@@ -1,0 +1,256 @@
+/* main.c - pipeline-run: the command line in front of the runs.
+ *
+ * One option table drives both getopt_long and --help. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "resize.h"
+#include "run.h"
+#include "source.h"
+
+#ifndef PIPELINE_VERSION
+#define PIPELINE_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_CONFIG "/etc/pipeline-run/pipeline.yaml"
+
+enum opt_id {
+	OPT_CONFIG = 'c',
+	OPT_DATE = 'd',
+	OPT_DRY_RUN = 'n',
+	OPT_VERBOSE = 'v',
+	OPT_HELP = 'h',
+	OPT_VERSION = 'V',
+	OPT_PRINT_CONFIG = 256,
+	OPT_DEBUG,
+	OPT_TRUTH,
+	OPT_LABELS,
+	OPT_THRESHOLD,
+};
+
+struct opt_def {
+	const char *name;
+	int has_arg;
+	int id;
+	const char *arg;
+	const char *help;
+};
+
+static const struct opt_def opts[] = {
+	{"config", required_argument, OPT_CONFIG, "FILE",
+	 "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
+	{"date", required_argument, OPT_DATE, "YYYY-MM-DD",
+	 "backfill: only the photos created on that UTC day"},
+	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
+	 "decode and embed the photos but write nothing"},
+	{"threshold", required_argument, OPT_THRESHOLD, "X",
+	 "cosine similarity threshold for grouping (overrides the config)"},
+	{"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
+	 "print the effective configuration and exit"},
+	{"truth", required_argument, OPT_TRUTH, "CSV",
+	 "evaluate: true items, columns image_id,ad_id,item"},
+	{"labels", required_argument, OPT_LABELS, "CSV",
+	 "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
+	{"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
+	{"debug", required_argument, OPT_DEBUG, "LIST",
+	 "debug lines for categories: kafka,pg,vips,torch,all"},
+	{"version", no_argument, OPT_VERSION, NULL, "print the version and exit"},
+	{"help", no_argument, OPT_HELP, NULL, "this help"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out,
+		"usage: pipeline-run [COMMAND] [OPTIONS]\n"
+		"\n"
+		"Group the photos of each bicycle ad: read new photos, resize, embed, group by\n"
+		"cosine similarity and write a group id per photo to PostgreSQL.\n"
+		"\n"
+		"commands:\n"
+		"  run        the nightly job, or a backfill with --date (default)\n"
+		"  migrate    apply pending database migrations\n"
+		"  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
+		"\n"
+		"options:\n");
+	for (i = 0; i < NOPTS; i++) {
+		char left[64];
+
+		if (opts[i].id < 256)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].id, opts[i].name,
+				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name,
+				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+		fprintf(out, "  %-28s %s\n", left, opts[i].help);
+	}
+	fprintf(out,
+		"\n"
+		"exit codes:\n"
+		"  0  ok\n"
+		"  1  failed: the run could not finish (nothing half-done is committed)\n"
+		"  2  usage or configuration error\n"
+		"  3  finished, but some photos failed (recorded with their reasons)\n");
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	run_request_stop();
+}
+
+int main(int argc, char **argv)
+{
+	struct option long_opts[NOPTS + 1];
+	char short_opts[64] = "";
+	const char *config_path = getenv("PIPELINE_CONFIG");
+	const char *command = "run";
+	const char *truth = NULL, *labels = NULL, *threshold = NULL;
+	struct run_opts ro = {NULL, 0, PIPELINE_VERSION};
+	struct config *cfg = NULL;
+	struct sigaction sa;
+	struct err err = {0};
+	int print_config = 0;
+	int code = RUN_USAGE;
+	size_t i, at = 0;
+	int c;
+
+	for (i = 0; i < NOPTS; i++) {
+		long_opts[i].name = opts[i].name;
+		long_opts[i].has_arg = opts[i].has_arg;
+		long_opts[i].flag = NULL;
+		long_opts[i].val = opts[i].id;
+		if (opts[i].id < 256 && at + 2 < sizeof(short_opts)) {
+			short_opts[at++] = (char)opts[i].id;
+			if (opts[i].has_arg)
+				short_opts[at++] = ':';
+		}
+	}
+	memset(&long_opts[NOPTS], 0, sizeof(long_opts[NOPTS]));
+
+	if (argc > 1 && argv[1][0] != '-') {
+		command = argv[1];
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
+	while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CONFIG:
+			config_path = optarg;
+			break;
+		case OPT_DATE:
+			ro.date = optarg;
+			break;
+		case OPT_DRY_RUN:
+			ro.dry_run = 1;
+			break;
+		case OPT_THRESHOLD:
+			threshold = optarg;
+			break;
+		case OPT_PRINT_CONFIG:
+			print_config = 1;
+			break;
+		case OPT_TRUTH:
+			truth = optarg;
+			break;
+		case OPT_LABELS:
+			labels = optarg;
+			break;
+		case OPT_VERBOSE:
+			log_set_debug("all");
+			break;
+		case OPT_DEBUG:
+			if (log_set_debug(optarg)) {
+				fprintf(stderr, "pipeline-run: --debug: unknown category in '%s'\n",
+					optarg);
+				return RUN_USAGE;
+			}
+			break;
+		case OPT_VERSION:
+			printf("pipeline-run %s\n", PIPELINE_VERSION);
+			return RUN_OK;
+		case OPT_HELP:
+			usage(stdout);
+			return RUN_OK;
+		default:
+			usage(stderr);
+			return RUN_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pipeline-run: unexpected argument '%s'\n", argv[optind]);
+		return RUN_USAGE;
+	}
+	if (strcmp(command, "run") && strcmp(command, "migrate") && strcmp(command, "evaluate")) {
+		fprintf(stderr, "pipeline-run: unknown command '%s' (see --help)\n", command);
+		return RUN_USAGE;
+	}
+	if (!strcmp(command, "evaluate") && !truth && !labels) {
+		fprintf(stderr, "pipeline-run: evaluate needs --truth and/or --labels\n");
+		return RUN_USAGE;
+	}
+	if (ro.date) {
+		struct source_window w;
+
+		if (source_window_date(ro.date, &w, &err)) {
+			fprintf(stderr, "pipeline-run: --date: %s\n", err.msg);
+			return RUN_USAGE;
+		}
+	}
+
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg)
+		return RUN_FAILED;
+	if (config_load(cfg, config_path ? config_path : DEFAULT_CONFIG, &err)) {
+		fprintf(stderr, "pipeline-run: config: %s\n", err.msg);
+		goto out;
+	}
+	if (threshold) {
+		char *end;
+		double t = strtod(threshold, &end);
+
+		if (end == threshold || *end || t < -1 || t > 1) {
+			fprintf(stderr, "pipeline-run: --threshold: '%s' is not a number in "
+				"[-1, 1]\n", threshold);
+			goto out;
+		}
+		cfg->threshold = t;
+	}
+	if (print_config) {
+		config_print(cfg, stdout);
+		code = RUN_OK;
+		goto out;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	if (!strcmp(command, "migrate")) {
+		code = run_migrate(cfg);
+	} else if (!strcmp(command, "evaluate")) {
+		code = run_evaluate(cfg, truth, labels);
+	} else {
+		if (resize_init(argv[0], 1, &err)) {
+			fprintf(stderr, "pipeline-run: %s\n", err.msg);
+			code = RUN_FAILED;
+			goto out;
+		}
+		code = run_nightly(cfg, &ro);
+		resize_shutdown();
+	}
+out:
+	free(cfg);
+	return code;
+}

@@ -1,0 +1,972 @@
+/* run.c - wires the stages of one run together. */
+#include "run.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "csv.h"
+#include "evaluate.h"
+#include "fetch.h"
+#include "group.h"
+#include "item.h"
+#include "log.h"
+#include "model.h"
+#include "queue.h"
+#include "resize.h"
+#include "source.h"
+#include "store.h"
+#include "strset.h"
+
+#define STORE_ATTEMPTS 6
+#define GROUP_ADS_PER_TX 256
+
+static volatile sig_atomic_t stop_requested;
+
+void run_request_stop(void)
+{
+	stop_requested = 1;
+}
+
+/* A batch of items on its way from the embed thread to the store. */
+struct batch {
+	struct item **items;
+	size_t n;
+};
+
+struct run {
+	const struct config *cfg;
+	const struct run_opts *opts;
+	struct source *src;
+	pthread_mutex_t src_lock;
+	struct fetch fetch;
+	struct resize_opts ropts;
+	struct model *model;
+	struct store *store;
+	struct queue *q_embed;	/* struct item * */
+	struct queue *q_store;	/* struct batch * */
+	int64_t run_id, model_id;
+	double threshold;
+	int dim;
+
+	/* set by any thread that hits a fatal error; guarded by err_lock */
+	pthread_mutex_t err_lock;
+	int failed;
+	struct err err;
+
+	/* store thread only */
+	struct strset ads;
+	long photos_in, embedded, photos_failed, ads_grouped, groups;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+static long peak_rss_mb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024;
+}
+
+/* Record the first fatal error and stop every stage. */
+static void run_fail(struct run *r, const struct err *e)
+{
+	pthread_mutex_lock(&r->err_lock);
+	if (!r->failed) {
+		r->failed = 1;
+		r->err = *e;
+	}
+	pthread_mutex_unlock(&r->err_lock);
+	queue_abort(r->q_embed);
+	queue_abort(r->q_store);
+}
+
+static void batch_free(struct batch *b)
+{
+	size_t i;
+
+	if (!b)
+		return;
+	for (i = 0; i < b->n; i++) {
+		item_release(b->items[i]);
+		free(b->items[i]);
+	}
+	free(b->items);
+	free(b);
+}
+
+/* ---- resize workers ---- */
+
+static void process_item(struct run *r, struct item *it)
+{
+	struct resize_info info;
+	struct err e = {0};
+	void *buf = NULL;
+	size_t len = 0;
+	size_t floats = 3 * (size_t)r->ropts.width * (size_t)r->ropts.height;
+
+	if (fetch_url(&r->fetch, it->url, &buf, &len, &e)) {
+		item_fail(it, "fetch", e.msg);
+		goto out;
+	}
+	fetch_sha256(buf, len, it->sha256);
+	it->tensor = malloc(floats * sizeof(float));
+	if (!it->tensor) {
+		item_fail(it, "resize", "out of memory");
+		goto out;
+	}
+	if (resize_buffer(&r->ropts, buf, len, it->tensor, &info, &e)) {
+		item_fail(it, "resize", e.msg);
+		free(it->tensor);
+		it->tensor = NULL;
+		goto out;
+	}
+	it->width = info.src_width;
+	it->height = info.src_height;
+out:
+	free(buf);
+}
+
+static void *resize_worker(void *arg)
+{
+	struct run *r = arg;
+	struct err e = {0};
+
+	for (;;) {
+		struct item *it = calloc(1, sizeof(*it));
+		int got;
+
+		if (!it) {
+			err_set(&e, ERR_FATAL, "out of memory");
+			run_fail(r, &e);
+			break;
+		}
+		pthread_mutex_lock(&r->src_lock);
+		got = stop_requested ? 0 : source_next(r->src, it, &e);
+		pthread_mutex_unlock(&r->src_lock);
+		if (got <= 0) {
+			free(it);
+			if (got < 0)
+				run_fail(r, &e);
+			break;
+		}
+		if (it->ok)
+			process_item(r, it);
+		if (queue_push(r->q_embed, it)) {
+			item_release(it);
+			free(it);
+			break;
+		}
+	}
+	queue_producer_done(r->q_embed);
+	return NULL;
+}
+
+/* ---- embed thread ---- */
+
+static int embed_batch(struct run *r, struct batch *b, float *input, float *output)
+{
+	size_t floats = 3 * (size_t)r->ropts.width * (size_t)r->ropts.height;
+	struct err e = {0};
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < b->n; i++)
+		if (b->items[i]->ok)
+			memcpy(input + (size_t)n++ * floats, b->items[i]->tensor,
+			       floats * sizeof(float));
+	if (n == 0)
+		return 0;
+	if (model_embed(r->model, input, n, r->ropts.height, r->ropts.width, output, &e)) {
+		run_fail(r, &e);
+		return -1;
+	}
+	n = 0;
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+
+		if (!it->ok)
+			continue;
+		it->embedding = malloc((size_t)r->dim * sizeof(float));
+		if (!it->embedding) {
+			err_set(&e, ERR_FATAL, "out of memory");
+			run_fail(r, &e);
+			return -1;
+		}
+		memcpy(it->embedding, output + (size_t)n++ * (size_t)r->dim,
+		       (size_t)r->dim * sizeof(float));
+		free(it->tensor);
+		it->tensor = NULL;
+	}
+	return 0;
+}
+
+static void *embed_thread(void *arg)
+{
+	struct run *r = arg;
+	size_t bs = (size_t)r->cfg->batch_size;
+	size_t floats = 3 * (size_t)r->ropts.width * (size_t)r->ropts.height;
+	float *input = malloc(bs * floats * sizeof(float));
+	float *output = malloc(bs * (size_t)r->dim * sizeof(float));
+	struct err e = {0};
+	int done = 0;
+
+	if (!input || !output) {
+		err_set(&e, ERR_FATAL, "out of memory for a batch of %zu", bs);
+		run_fail(r, &e);
+		done = 1;
+	}
+	while (!done) {
+		struct batch *b = calloc(1, sizeof(*b));
+		void *p;
+		int got = 0;
+
+		if (!b || !(b->items = calloc(bs, sizeof(*b->items)))) {
+			free(b);
+			err_set(&e, ERR_FATAL, "out of memory");
+			run_fail(r, &e);
+			break;
+		}
+		while (b->n < bs && (got = queue_pop(r->q_embed, &p)) == 1)
+			b->items[b->n++] = p;
+		if (got < 0 || (b->n > 0 && embed_batch(r, b, input, output)) ||
+		    (b->n > 0 && queue_push(r->q_store, b))) {
+			batch_free(b);
+			break;
+		}
+		if (b->n == 0)
+			batch_free(b);
+		done = got == 0;
+	}
+	free(input);
+	free(output);
+	queue_producer_done(r->q_store);
+	return NULL;
+}
+
+/* ---- store, with retries ---- */
+
+typedef int (*store_op)(struct run *r, void *arg, struct err *err);
+
+/* Run OP, reconnecting with backoff while it fails with ERR_RETRY. */
+static int store_retry(struct run *r, store_op op, void *arg, struct err *err)
+{
+	double delay = 0.5;
+	int attempt;
+
+	for (attempt = 1;; attempt++) {
+		err_clear(err);
+		if (r->store && !op(r, arg, err))
+			return 0;
+		if (r->store && err->kind != ERR_RETRY)
+			return -1;
+		if (attempt == STORE_ATTEMPTS)
+			return err_prefix(err, "database still failing after %d attempts", attempt);
+		log_warn("store", "database unavailable, retrying", "attempt=%d delay_s=%.1f "
+			 "error=\"%s\"", attempt, delay, err->msg);
+		usleep((useconds_t)(delay * 1e6));
+		delay = delay * 2 > 8 ? 8 : delay * 2;
+		store_close(r->store);
+		r->store = store_open(r->cfg->db_conninfo, err);
+		if (!r->store && err->kind != ERR_RETRY)
+			return -1;
+	}
+}
+
+static int op_write_images(struct run *r, void *arg, struct err *err)
+{
+	struct batch *b = arg;
+	struct store_image *imgs = calloc(b->n, sizeof(*imgs));
+	size_t i, n = 0;
+	int ret;
+
+	if (!imgs)
+		return err_set(err, ERR_FATAL, "out of memory");
+	for (i = 0; i < b->n; i++) {
+		const struct item *it = b->items[i];
+		struct store_image *s = &imgs[n];
+
+		if (!it->has_identity)
+			continue;
+		s->image_id = it->image_id;
+		s->ad_id = it->ad_id;
+		s->url = it->url;
+		s->created_at = it->created_at[0] ? it->created_at : NULL;
+		s->source = it->source;
+		s->ok = it->ok;
+		s->failure_stage = it->ok ? NULL : it->failure_stage;
+		s->failure_reason = it->ok ? NULL : it->failure_reason;
+		s->width = it->width;
+		s->height = it->height;
+		s->content_sha256 = it->sha256[0] ? it->sha256 : NULL;
+		s->embedding = it->embedding;
+		s->dim = it->ok ? r->dim : 0;
+		n++;
+	}
+	ret = n ? store_write_images(r->store, r->run_id, r->model_id, imgs, n, err) : 0;
+	free(imgs);
+	return ret;
+}
+
+static int op_write_failure(struct run *r, void *arg, struct err *err)
+{
+	const struct item *it = arg;
+
+	return store_write_failure(r->store, r->run_id, it->source, NULL, NULL, it->failure_stage,
+				   it->failure_reason, err);
+}
+
+static int store_batch(struct run *r, struct batch *b, struct err *err)
+{
+	size_t i;
+
+	if (!r->opts->dry_run) {
+		if (store_retry(r, op_write_images, b, err))
+			return -1;
+		for (i = 0; i < b->n; i++)
+			if (!b->items[i]->has_identity &&
+			    store_retry(r, op_write_failure, b->items[i], err))
+				return -1;
+	}
+	for (i = 0; i < b->n; i++) {
+		const struct item *it = b->items[i];
+
+		r->photos_in++;
+		if (it->ok) {
+			r->embedded++;
+		} else {
+			r->photos_failed++;
+			log_debug(LOGC_ALL, "run", "photo failed", "image_id=%s source=%s stage=%s "
+				  "reason=\"%s\"", it->image_id, it->source, it->failure_stage,
+				  it->failure_reason);
+		}
+		if (it->has_identity && strset_add(&r->ads, it->ad_id) < 0)
+			return err_set(err, ERR_FATAL, "out of memory");
+	}
+	return 0;
+}
+
+/* ---- grouping ---- */
+
+/* The groups of a chunk of ads, written in one transaction. */
+struct group_job {
+	char **ads;
+	size_t n;
+	struct store_group *rows;	/* image_id and group_id owned */
+	size_t nrows, cap;
+	long ads_grouped, groups;
+};
+
+static void job_clear(struct group_job *job)
+{
+	size_t i;
+
+	for (i = 0; i < job->nrows; i++) {
+		free((char *)job->rows[i].image_id);
+		free((char *)job->rows[i].group_id);
+	}
+	job->nrows = 0;
+	job->ads_grouped = 0;
+	job->groups = 0;
+}
+
+static int job_add(struct group_job *job, const char *ad, const char *image_id,
+		   const char *first_id, struct err *err)
+{
+	char gid[2 * ITEM_ID_MAX + 2];
+	struct store_group *row;
+
+	if (job->nrows == job->cap) {
+		size_t cap = job->cap ? job->cap * 2 : 1024;
+		struct store_group *rows = realloc(job->rows, cap * sizeof(*rows));
+
+		if (!rows)
+			return err_set(err, ERR_FATAL, "out of memory");
+		job->rows = rows;
+		job->cap = cap;
+	}
+	group_id_format(ad, first_id, gid, sizeof(gid));
+	row = &job->rows[job->nrows];
+	row->ad_id = ad;
+	row->image_id = strdup(image_id);
+	row->group_id = strdup(gid);
+	job->nrows++;
+	if (!row->image_id || !row->group_id)
+		return err_set(err, ERR_FATAL, "out of memory");
+	return 0;
+}
+
+/* Group every ad of JOB from its stored embeddings and write the groups. */
+static int op_group_ads(struct run *r, void *arg, struct err *err)
+{
+	struct group_job *job = arg;
+	size_t a;
+
+	job_clear(job);
+	for (a = 0; a < job->n; a++) {
+		struct store_emb_set set = {0};
+		int *labels = NULL;
+		size_t i;
+		int g = 0;
+
+		if (store_ad_embeddings(r->store, r->model_id, job->ads[a], &set, err))
+			return -1;
+		labels = malloc((set.n ? set.n : 1) * sizeof(*labels));
+		if (!labels) {
+			store_emb_set_free(&set);
+			return err_set(err, ERR_FATAL, "out of memory");
+		}
+		if (set.n)
+			g = group_cluster(set.emb, set.n, set.dim,
+					  (const char *const *)set.image_ids, r->threshold,
+					  r->cfg->linkage, labels, err);
+		if (g < 0) {
+			log_warn("group", "ad not grouped", "ad_id=%s error=\"%s\"", job->ads[a],
+				 err->msg);
+			err_clear(err);
+		}
+		for (i = 0; g > 0 && i < set.n; i++)
+			if (job_add(job, job->ads[a], set.image_ids[i], set.image_ids[labels[i]],
+				    err))
+				g = -2;
+		free(labels);
+		store_emb_set_free(&set);
+		if (g == -2)
+			return -1;
+		if (g > 0) {
+			job->ads_grouped++;
+			job->groups += g;
+		}
+	}
+	return store_write_groups(r->store, r->run_id, r->model_id, job->rows, job->nrows, err);
+}
+
+static int group_touched(struct run *r, struct err *err)
+{
+	struct group_job job = {0};
+	size_t n = 0, at;
+	char **ads = strset_sorted(&r->ads, group_id_cmp, &n);
+	int ret = -1;
+
+	if (!ads)
+		return err_set(err, ERR_FATAL, "out of memory");
+	for (at = 0; at < n; at += GROUP_ADS_PER_TX) {
+		job.ads = ads + at;
+		job.n = n - at < GROUP_ADS_PER_TX ? n - at : GROUP_ADS_PER_TX;
+		if (store_retry(r, op_group_ads, &job, err))
+			goto out;
+		r->ads_grouped += job.ads_grouped;
+		r->groups += job.groups;
+	}
+	ret = 0;
+out:
+	job_clear(&job);
+	free(job.rows);
+	free(ads);
+	return ret;
+}
+
+/* ---- the run ---- */
+
+static int weights_sha256(const char *path, char hex[65], struct err *err)
+{
+	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+	unsigned char buf[1 << 16];
+	FILE *fp = fopen(path, "rb");
+	size_t n;
+
+	if (!fp) {
+		g_checksum_free(ck);
+		return err_set(err, ERR_FATAL, "model.weights %s: %s", path, strerror(errno));
+	}
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		g_checksum_update(ck, buf, n);
+	fclose(fp);
+	snprintf(hex, 65, "%s", g_checksum_get_string(ck));
+	g_checksum_free(ck);
+	return 0;
+}
+
+static int open_model(struct run *r, struct err *err)
+{
+	const struct model_config *mc = &r->cfg->model;
+	struct model_opts mo = {0};
+
+	mo.backbone = mc->backbone;
+	mo.weights = r->cfg->model_weights;
+	mo.pool = mc->pool == POOL_GEM ? MODEL_POOL_GEM : MODEL_POOL_AVG;
+	mo.gem_p = (float)mc->gem_p;
+	mo.embedding_size = mc->embedding_size;
+	mo.device = r->cfg->device;
+	mo.threads = r->cfg->torch_threads ? r->cfg->torch_threads : ncpu();
+	mo.channels_last = r->cfg->channels_last;
+	r->model = model_open(&mo, err);
+	if (!r->model)
+		return -1;
+	r->dim = model_dim(r->model);
+	if (!model_has_head(r->model))
+		log_info("embed", "weights carry no embedding head: using pooled backbone "
+			 "features", "dim=%d", r->dim);
+	return 0;
+}
+
+static int open_store(struct run *r, struct err *err)
+{
+	struct store_model sm = {0};
+	char sha[65];
+	int64_t active = 0;
+	double active_threshold = NAN;
+	int applied = 0;
+
+	if (weights_sha256(r->cfg->model_weights, sha, err))
+		return -1;
+	r->store = store_open(r->cfg->db_conninfo, err);
+	if (!r->store)
+		return -1;
+	if (store_migrate(r->store, r->cfg->sql_dir, &applied, err))
+		return -1;
+	if (applied)
+		log_info("store", "migrations applied", "count=%d", applied);
+	if (store_model_active(r->store, &active, &active_threshold, err))
+		return -1;
+	sm.backbone = r->cfg->model.backbone;
+	sm.weights_path = r->cfg->model_weights;
+	sm.weights_sha256 = sha;
+	sm.embedding_dim = r->dim;
+	sm.image_height = r->cfg->model.image_height;
+	sm.image_width = r->cfg->model.image_width;
+	sm.threshold = NAN;
+	sm.status = active ? "candidate" : "active";
+	if (store_model_register(r->store, &sm, &r->model_id, err))
+		return -1;
+	if (active && active != r->model_id)
+		/* LIMIT: the run embeds with the configured weights even when another
+		 * model is active; the views show the active model's groups. */
+		log_warn("run", "configured weights are not the active model", "model_id=%lld "
+			 "active_model_id=%lld", (long long)r->model_id, (long long)active);
+	if (isnan(r->threshold) && active == r->model_id && !isnan(active_threshold))
+		r->threshold = active_threshold;
+	return 0;
+}
+
+static int start_stages(struct run *r, pthread_t *workers, int nworkers, pthread_t *embedder,
+			struct err *err)
+{
+	int i;
+
+	r->q_embed = queue_new((size_t)r->cfg->queue_depth, nworkers);
+	r->q_store = queue_new(4, 1);
+	if (!r->q_embed || !r->q_store)
+		return err_set(err, ERR_FATAL, "out of memory");
+	for (i = 0; i < nworkers; i++)
+		if (pthread_create(&workers[i], NULL, resize_worker, r))
+			return err_set(err, ERR_FATAL, "cannot start resize thread");
+	if (pthread_create(embedder, NULL, embed_thread, r))
+		return err_set(err, ERR_FATAL, "cannot start embed thread");
+	return 0;
+}
+
+/* Drain the store queue on this thread until the embed thread is done. */
+static void store_loop(struct run *r)
+{
+	struct err e = {0};
+	void *p;
+	int got;
+
+	while ((got = queue_pop(r->q_store, &p)) == 1) {
+		struct batch *b = p;
+
+		if (store_batch(r, b, &e))
+			run_fail(r, &e);
+		batch_free(b);
+	}
+}
+
+/* Free what an aborted run left in the queues (all threads have stopped). */
+static void drain(struct run *r)
+{
+	void *p;
+
+	while (r->q_embed && queue_steal(r->q_embed, &p)) {
+		item_release(p);
+		free(p);
+	}
+	while (r->q_store && queue_steal(r->q_store, &p))
+		batch_free(p);
+}
+
+int run_nightly(const struct config *cfg, const struct run_opts *o)
+{
+	struct run r = {0};
+	struct source_window win = {0};
+	struct err err = {0};
+	pthread_t workers[256];
+	pthread_t embedder;
+	int nworkers = cfg->resize_threads ? cfg->resize_threads : ncpu();
+	int started = 0, embed_started = 0, i;
+	double t0 = now_s();
+	const char *status;
+	int code = RUN_FAILED;
+	char host[256] = "";
+
+	r.cfg = cfg;
+	r.opts = o;
+	r.threshold = cfg->threshold;
+	pthread_mutex_init(&r.src_lock, NULL);
+	pthread_mutex_init(&r.err_lock, NULL);
+	gethostname(host, sizeof(host) - 1);
+
+	if (o->date && source_window_date(o->date, &win, &err))
+		return RUN_USAGE;
+	r.ropts.width = cfg->model.image_width;
+	r.ropts.height = cfg->model.image_height;
+	r.ropts.norm = cfg->model.norm;
+	memcpy(r.ropts.mean, cfg->model.mean, sizeof(r.ropts.mean));
+	memcpy(r.ropts.std, cfg->model.std, sizeof(r.ropts.std));
+	r.ropts.max_bytes = (size_t)cfg->max_bytes;
+	r.ropts.max_pixels = (uint64_t)cfg->max_pixels;
+	r.fetch.max_bytes = (size_t)cfg->max_bytes;
+
+	if (fetch_add_root(&r.fetch, cfg->images_root, &err) || open_model(&r, &err))
+		goto out;
+	if (!o->dry_run && open_store(&r, &err))
+		goto out;
+	if (isnan(r.threshold))
+		r.threshold = cfg->default_threshold;
+	if (!o->dry_run) {
+		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
+				       o->version, r.model_id};
+
+		if (store_run_begin(r.store, &sr, &r.run_id, &err))
+			goto out;
+	}
+	r.src = source_open(cfg, &win, &err);
+	if (!r.src)
+		goto out;
+	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
+		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
+		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
+		 config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
+
+	if (nworkers > 256)
+		nworkers = 256;
+	if (start_stages(&r, workers, nworkers, &embedder, &err)) {
+		run_fail(&r, &err);
+	} else {
+		started = nworkers;
+		embed_started = 1;
+		store_loop(&r);
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	if (embed_started)
+		pthread_join(embedder, NULL);
+	drain(&r);
+
+	if (r.failed) {
+		err = r.err;
+		goto out;
+	}
+	if (!o->dry_run && group_touched(&r, &err))
+		goto out;
+	code = r.photos_failed ? RUN_PARTIAL : RUN_OK;
+out:
+	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
+	if (code == RUN_FAILED)
+		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
+			  err.msg);
+	if (r.store && r.run_id) {
+		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
+					     r.ads_grouped, now_s() - t0};
+		struct err e2 = {0};
+
+		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
+			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
+	}
+	log_info("run", "run finished", "run_id=%lld status=%s photos_in=%ld embedded=%ld "
+		 "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
+		 (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
+		 r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
+		 stop_requested ? " stopped_early=1" : "");
+	source_close(r.src);
+	model_close(r.model);
+	store_close(r.store);
+	fetch_free(&r.fetch);
+	queue_free(r.q_embed);
+	queue_free(r.q_store);
+	strset_free(&r.ads);
+	pthread_mutex_destroy(&r.src_lock);
+	pthread_mutex_destroy(&r.err_lock);
+	return code;
+}
+
+int run_migrate(const struct config *cfg)
+{
+	struct err err = {0};
+	struct store *s = store_open(cfg->db_conninfo, &err);
+	int applied = 0;
+	int code = RUN_FAILED;
+
+	if (s && !store_migrate(s, cfg->sql_dir, &applied, &err)) {
+		log_info("store", "migrations up to date", "applied_now=%d", applied);
+		code = RUN_OK;
+	} else {
+		log_error("store", "migration failed", "error=\"%s\"", err.msg);
+	}
+	store_close(s);
+	return code;
+}
+
+/* ---- evaluation ---- */
+
+/* A CSV loaded whole: the rows' fields point into one buffer per line. */
+struct table {
+	char **lines;
+	char ***fields;
+	size_t n;
+	int ncols;
+	int col[4];
+};
+
+static void table_free(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->lines[i]);
+		free(t->fields[i]);
+	}
+	free(t->lines);
+	free(t->fields);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Load PATH requiring the NCOL columns named in COLS. */
+static int table_load(const char *path, const char *const *cols, int ncol, struct table *t,
+		      struct err *err)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf = malloc(CSV_LINE_MAX);
+	char *f[CSV_FIELDS_MAX];
+	size_t cap = 0;
+	long line = 0;
+	int ret = -1, n, c, r;
+
+	memset(t, 0, sizeof(*t));
+	if (!fp || !buf) {
+		err_set(err, ERR_FATAL, "%s: %s", path, fp ? "out of memory" : strerror(errno));
+		goto out;
+	}
+	if (csv_read_line(fp, buf) != 1 || (n = csv_split(buf, f, CSV_FIELDS_MAX)) < 0) {
+		err_set(err, ERR_FATAL, "%s: no header", path);
+		goto out;
+	}
+	for (c = 0; c < ncol; c++)
+		if ((t->col[c] = csv_column(f, n, cols[c])) < 0) {
+			err_set(err, ERR_FATAL, "%s:1: no column '%s'", path, cols[c]);
+			goto out;
+		}
+	t->ncols = n;
+	line = 1;
+	while ((r = csv_read_line(fp, buf)) > 0) {
+		line++;
+		if (r == 2 || !buf[0])
+			continue;
+		if (t->n == cap) {
+			cap = cap ? cap * 2 : 256;
+			t->lines = realloc(t->lines, cap * sizeof(*t->lines));
+			t->fields = realloc(t->fields, cap * sizeof(*t->fields));
+			if (!t->lines || !t->fields) {
+				err_set(err, ERR_FATAL, "out of memory");
+				goto out;
+			}
+		}
+		t->lines[t->n] = strdup(buf);
+		t->fields[t->n] = malloc(CSV_FIELDS_MAX * sizeof(char *));
+		if (!t->lines[t->n] || !t->fields[t->n]) {
+			err_set(err, ERR_FATAL, "out of memory");
+			goto out;
+		}
+		n = csv_split(t->lines[t->n], t->fields[t->n], CSV_FIELDS_MAX);
+		for (c = 0; c < ncol && n >= 0; c++)
+			if (t->col[c] >= n)
+				n = -1;
+		t->n++;
+		if (n < 0) {
+			err_set(err, ERR_FATAL, "%s:%ld: malformed line", path, line);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (fp)
+		fclose(fp);
+	free(buf);
+	if (ret)
+		table_free(t);
+	return ret;
+}
+
+#define CELL(t, row, c) ((t)->fields[row][(t)->col[c]])
+
+static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
+		       struct err *err)
+{
+	static const char *const cols[] = {"image_id", "ad_id", "item"};
+	struct store_group_set gs = {0};
+	struct eval_photo *p = NULL;
+	struct eval_grouping g;
+	GHashTable *pred = NULL;
+	struct table t;
+	size_t i;
+	int ret = -1;
+
+	if (table_load(truth_csv, cols, 3, &t, err))
+		return -1;
+	if (store_fetch_groups(s, model_id, &gs, err))
+		goto out;
+	p = calloc(t.n ? t.n : 1, sizeof(*p));
+	if (!p) {
+		err_set(err, ERR_FATAL, "out of memory");
+		goto out;
+	}
+	pred = g_hash_table_new(g_str_hash, g_str_equal);
+	for (i = 0; i < gs.n; i++)
+		g_hash_table_insert(pred, (gpointer)gs.rows[i].image_id,
+				    (gpointer)gs.rows[i].group_id);
+	for (i = 0; i < t.n; i++) {
+		p[i].image_id = CELL(&t, i, 0);
+		p[i].ad_id = CELL(&t, i, 1);
+		p[i].truth = CELL(&t, i, 2);
+		p[i].pred = g_hash_table_lookup(pred, p[i].image_id);
+	}
+	eval_grouping(p, t.n, &g, err);
+	printf("grouping: pairs_precision=%.4f pairs_recall=%.4f pairs_f1=%.4f "
+	       "ads_exact=%ld/%ld (%.3f) photos=%ld ungrouped=%ld\n",
+	       g.precision, g.recall, g.f1, g.ads_exact, g.ads, g.exact_share, g.photos,
+	       g.photos_ungrouped);
+	ret = 0;
+out:
+	if (pred)
+		g_hash_table_destroy(pred);
+	free(p);
+	store_groups_free(&gs);
+	table_free(&t);
+	return ret;
+}
+
+static int eval_retrieval(struct store *s, int64_t model_id, const char *labels_csv, int k,
+			  struct err *err)
+{
+	static const char *const cols[] = {"image", "label"};
+	struct store_emb_set es = {0};
+	GHashTable *by_image = NULL, *label_ids = NULL;
+	struct table t;
+	int *labels = NULL;
+	float *emb = NULL;
+	size_t i, j, n = 0, queries = 0;
+	double map = 0;
+	int ret = -1;
+
+	if (table_load(labels_csv, cols, 2, &t, err))
+		return -1;
+	if (store_all_embeddings(s, model_id, &es, err))
+		goto out;
+	labels = malloc((es.n ? es.n : 1) * sizeof(*labels));
+	emb = malloc((es.n ? es.n : 1) * (size_t)(es.dim ? es.dim : 1) * sizeof(*emb));
+	if (!labels || !emb) {
+		err_set(err, ERR_FATAL, "out of memory");
+		goto out;
+	}
+	/* a stored photo is labelled when its url ends with "/<image>"; labels
+	 * become small integers by first appearance */
+	by_image = g_hash_table_new(g_str_hash, g_str_equal);
+	label_ids = g_hash_table_new(g_str_hash, g_str_equal);
+	for (j = 0; j < t.n; j++) {
+		const char *label = CELL(&t, j, 1);
+		gpointer id;
+
+		if (!g_hash_table_lookup_extended(label_ids, label, NULL, &id)) {
+			id = GINT_TO_POINTER(g_hash_table_size(label_ids));
+			g_hash_table_insert(label_ids, (gpointer)label, id);
+		}
+		g_hash_table_insert(by_image, (gpointer)CELL(&t, j, 0), id);
+	}
+	for (i = 0; i < es.n; i++) {
+		const char *path = es.urls[i];
+		gpointer id = NULL;
+		int found = 0;
+
+		/* try every suffix after a '/' */
+		for (const char *q = strchr(path, '/'); q && !found; q = strchr(q + 1, '/'))
+			found = g_hash_table_lookup_extended(by_image, q + 1, NULL, &id);
+		if (!found)
+			continue;
+		labels[n] = GPOINTER_TO_INT(id);
+		memcpy(emb + n * (size_t)es.dim, es.emb + i * (size_t)es.dim,
+		       (size_t)es.dim * sizeof(float));
+		n++;
+	}
+	if (eval_map_at_k(emb, n, es.dim, labels, k, &map, &queries, err))
+		goto out;
+	printf("retrieval: map_at_%d=%.4f photos=%zu queries=%zu\n", k, map, n, queries);
+	ret = 0;
+out:
+	if (by_image)
+		g_hash_table_destroy(by_image);
+	if (label_ids)
+		g_hash_table_destroy(label_ids);
+	free(labels);
+	free(emb);
+	store_emb_set_free(&es);
+	table_free(&t);
+	return ret;
+}
+
+int run_evaluate(const struct config *cfg, const char *truth_csv, const char *labels_csv)
+{
+	struct err err = {0};
+	struct store *s = store_open(cfg->db_conninfo, &err);
+	int64_t model_id = 0;
+	double thr;
+	int code = RUN_FAILED;
+
+	if (!s || store_model_active(s, &model_id, &thr, &err))
+		goto out;
+	if (!model_id) {
+		err_set(&err, ERR_FATAL, "no active model: run the pipeline first");
+		goto out;
+	}
+	if (truth_csv && eval_groups(s, model_id, truth_csv, &err))
+		goto out;
+	if (labels_csv && eval_retrieval(s, model_id, labels_csv, cfg->model.top_k, &err))
+		goto out;
+	code = RUN_OK;
+out:
+	if (code != RUN_OK)
+		log_error("evaluate", "evaluation failed", "error=\"%s\"", err.msg);
+	store_close(s);
+	return code;
+}

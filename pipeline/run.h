@@ -1,0 +1,42 @@
+/* run.h - one run of the pipeline: the stages joined by bounded queues.
+ *
+ *   source --(lock)--> N resize workers (fetch + decode + tensor)
+ *          --queue--> embed thread (batches through the model)
+ *          --queue--> store (upserts, one transaction per batch)
+ *   then: group every ad the run touched and write its groups.
+ *
+ * Exit codes are the command's: RUN_OK, RUN_FAILED, RUN_USAGE, RUN_PARTIAL. */
+#ifndef PIPELINE_RUN_H
+#define PIPELINE_RUN_H
+
+#include "config.h"
+#include "err.h"
+
+enum run_exit {
+	RUN_OK = 0,		/* everything processed */
+	RUN_FAILED = 1,		/* the run could not finish; nothing half-done is committed */
+	RUN_USAGE = 2,		/* bad command line or configuration */
+	RUN_PARTIAL = 3,	/* finished, some photos failed (recorded with reasons) */
+};
+
+struct run_opts {
+	const char *date;	/* "YYYY-MM-DD" or NULL for every row */
+	int dry_run;		/* process photos, write nothing */
+	const char *version;
+};
+
+/* Run the nightly job (or a backfill when DATE is set). Returns an exit code. */
+int run_nightly(const struct config *cfg, const struct run_opts *o);
+
+/* Apply pending migrations. Returns an exit code. */
+int run_migrate(const struct config *cfg);
+
+/* Score the stored groups against TRUTH_CSV (image_id,ad_id,item) and, when
+ * LABELS_CSV (image,label) is given, the stored embeddings by mAP@top_k.
+ * Prints one line per score to stdout. Returns an exit code. */
+int run_evaluate(const struct config *cfg, const char *truth_csv, const char *labels_csv);
+
+/* Ask a running run to stop after the photos in flight (signal-safe). */
+void run_request_stop(void);
+
+#endif

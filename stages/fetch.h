@@ -1,0 +1,41 @@
+/* fetch.h - read a photo's bytes from its URL.
+ *
+ * file:// URLs are read only inside the configured root folders (after
+ * resolving "..", symlinks and absolute paths). Every failure is ERR_INPUT
+ * with a specific reason, except running out of memory (ERR_FATAL). */
+#ifndef STAGES_FETCH_H
+#define STAGES_FETCH_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FETCH_MAX_ROOTS 16
+
+struct fetch {
+	char *roots[FETCH_MAX_ROOTS];	/* resolved absolute folders */
+	size_t nroots;
+	size_t max_bytes;
+};
+
+/* Resolve and remember ROOT as an allowed folder for file:// URLs. */
+int fetch_add_root(struct fetch *f, const char *root, struct err *err);
+
+/* Read URL into a newly malloc'd *BUF of *LEN bytes (free() it). Files over
+ * max_bytes are refused before reading. Thread-safe. */
+int fetch_url(const struct fetch *f, const char *url, void **buf, size_t *len, struct err *err);
+
+/* Lowercase hex SHA-256 of BUF into HEX (65 bytes). */
+void fetch_sha256(const void *buf, size_t len, char hex[65]);
+
+void fetch_free(struct fetch *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

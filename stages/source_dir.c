@@ -1,0 +1,201 @@
+/* source_dir.c - photos listed in a CSV (ad_id,image_id,image,created_at)
+ * with the image paths relative to an images folder. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "source_impl.h"
+
+enum { COL_AD, COL_IMAGE_ID, COL_IMAGE, COL_CREATED, NCOLS };
+static const char *const col_names[NCOLS] = {"ad_id", "image_id", "image", "created_at"};
+
+struct source_dir {
+	struct source base;
+	FILE *fp;
+	char csv[CONFIG_PATH_MAX];
+	const char *csv_name;	/* basename, for item sources */
+	char root[CONFIG_PATH_MAX];
+	struct source_window win;
+	int col[NCOLS];
+	long line;
+	char *buf;
+};
+
+/* Read one line into d->buf; 1 = got one, 2 = over-long, 0 = end, -1 = error. */
+static int read_line(struct source_dir *d, struct err *err)
+{
+	int r = csv_read_line(d->fp, d->buf);
+
+	if (r < 0)
+		return err_set(err, ERR_FATAL, "%s: read error: %s", d->csv, strerror(errno));
+	if (r > 0)
+		d->line++;
+	return r;
+}
+
+/* A relative path with no "..", no empty component and no control bytes. */
+static const char *check_rel_path(const char *p)
+{
+	const char *c = p;
+
+	if (!*p)
+		return "empty image path";
+	if (*p == '/')
+		return "absolute image path not allowed";
+	for (; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			return "control character in image path";
+	c = p;
+	while (*c) {
+		size_t len = strcspn(c, "/");
+
+		if (len == 2 && c[0] == '.' && c[1] == '.')
+			return "image path leaves the images folder ('..')";
+		c += len;
+		if (*c == '/')
+			c++;
+	}
+	return NULL;
+}
+
+static int set_field(char *dst, size_t cap, const char *value, const char *what,
+		     struct item *it)
+{
+	char reason[128];
+
+	if (!*value) {
+		snprintf(reason, sizeof(reason), "missing %s", what);
+		item_fail(it, "source", reason);
+		return -1;
+	}
+	if (strlen(value) >= cap) {
+		snprintf(reason, sizeof(reason), "%s longer than %zu bytes", what, cap - 1);
+		item_fail(it, "source", reason);
+		return -1;
+	}
+	snprintf(dst, cap, "%s", value);
+	return 0;
+}
+
+static int dir_next(struct source *src, struct item *it, struct err *err)
+{
+	struct source_dir *d = (struct source_dir *)src;
+	char *f[CSV_FIELDS_MAX];
+	const char *bad;
+	time_t t;
+	int n, r, c;
+
+	for (;;) {
+		memset(it, 0, sizeof(*it));
+		r = read_line(d, err);
+		if (r <= 0)
+			return r;
+		if (r == 1 && d->buf[0] == '\0')
+			continue;	/* blank line */
+		it->ok = 1;
+		snprintf(it->source, sizeof(it->source), "%s:%ld", d->csv_name, d->line);
+		if (r == 2) {
+			item_fail(it, "source", "line longer than 65536 bytes");
+			return 1;
+		}
+		n = csv_split(d->buf, f, CSV_FIELDS_MAX);
+		if (n < 0) {
+			item_fail(it, "source", "malformed CSV line (quotes or too many fields)");
+			return 1;
+		}
+		for (c = 0; c < NCOLS; c++)
+			if (d->col[c] >= n) {
+				item_fail(it, "source", "too few fields");
+				return 1;
+			}
+		if (set_field(it->ad_id, sizeof(it->ad_id), f[d->col[COL_AD]], "ad_id", it) ||
+		    set_field(it->image_id, sizeof(it->image_id), f[d->col[COL_IMAGE_ID]],
+			      "image_id", it))
+			return 1;
+		it->has_identity = 1;
+		if (set_field(it->created_at, sizeof(it->created_at), f[d->col[COL_CREATED]],
+			      "created_at", it))
+			return 1;
+		if (source_parse_time(it->created_at, &t)) {
+			item_fail(it, "source", "created_at is not an RFC 3339 timestamp");
+			return 1;
+		}
+		if ((d->win.since || d->win.until) && (t < d->win.since || t >= d->win.until))
+			continue;
+		bad = check_rel_path(f[d->col[COL_IMAGE]]);
+		if (bad) {
+			item_fail(it, "source", bad);
+			return 1;
+		}
+		n = snprintf(it->url, sizeof(it->url), "file://%s/%s", d->root, f[d->col[COL_IMAGE]]);
+		if (n < 0 || (size_t)n >= sizeof(it->url)) {
+			item_fail(it, "source", "image path too long");
+			return 1;
+		}
+		return 1;
+	}
+}
+
+static void dir_close(struct source *src)
+{
+	struct source_dir *d = (struct source_dir *)src;
+
+	if (d->fp)
+		fclose(d->fp);
+	free(d->buf);
+	free(d);
+}
+
+static const struct source_ops dir_ops = {dir_next, dir_close};
+
+struct source *source_dir_open(const struct config *cfg, const struct source_window *win,
+			       struct err *err)
+{
+	struct source_dir *d = calloc(1, sizeof(*d));
+	char *f[CSV_FIELDS_MAX];
+	char *real = NULL;
+	int n, c;
+
+	if (!d || !(d->buf = malloc(CSV_LINE_MAX))) {
+		err_set(err, ERR_FATAL, "out of memory");
+		goto fail;
+	}
+	d->base.ops = &dir_ops;
+	d->win = *win;
+	snprintf(d->csv, sizeof(d->csv), "%s", cfg->source_csv);
+	d->csv_name = strrchr(d->csv, '/') ? strrchr(d->csv, '/') + 1 : d->csv;
+	real = realpath(cfg->images_root, NULL);
+	if (!real) {
+		err_set(err, ERR_FATAL, "source.images_root %s: %s", cfg->images_root,
+			strerror(errno));
+		goto fail;
+	}
+	snprintf(d->root, sizeof(d->root), "%s", real);
+	d->fp = fopen(d->csv, "r");
+	if (!d->fp) {
+		err_set(err, ERR_FATAL, "source.csv %s: %s", d->csv, strerror(errno));
+		goto fail;
+	}
+	if (read_line(d, err) != 1) {
+		err_set(err, ERR_FATAL, "%s: empty file or unreadable header", d->csv);
+		goto fail;
+	}
+	n = csv_split(d->buf, f, CSV_FIELDS_MAX);
+	for (c = 0; c < NCOLS; c++) {
+		d->col[c] = csv_column(f, n, col_names[c]);
+		if (d->col[c] < 0) {
+			err_set(err, ERR_FATAL, "%s:1: header lacks column '%s' (need "
+				"ad_id,image_id,image,created_at)", d->csv, col_names[c]);
+			goto fail;
+		}
+	}
+	free(real);
+	return &d->base;
+fail:
+	free(real);
+	if (d)
+		dir_close(&d->base);
+	return NULL;
+}

@@ -1,0 +1,248 @@
+/* Configuration: good files, the reference model config, unknown keys, bad
+ * values with their line numbers, secrets masked. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char tmpdir[256];
+static char shared[1024];
+
+static int setup(void **state)
+{
+	const char *s = getenv("SHARED");
+
+	snprintf(shared, sizeof(shared), "%s", s ? s : "../shared");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+static const char *write_tmp(const char *name, const char *text)
+{
+	static char path[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+static const char *model_yaml = "architecture:\n"
+				"  backbone: mobilenetv2_100\n"
+				"  embedding_size: 1280\n"
+				"  pool: Average\n"
+				"image:\n"
+				"  image_height: 224\n"
+				"  image_width: 224\n"
+				"  image_normalization: Custom\n"
+				"  image_mean: [128, 128, 128]\n"
+				"  image_std: [128, 128, 128]\n";
+
+/* A pipeline config with the given extra text appended to the pipeline
+ * section; returns its path. */
+static const char *pipeline_yaml(const char *db_extra, const char *pipeline_extra)
+{
+	char text[4096];
+
+	write_tmp("model.yaml", model_yaml);
+	snprintf(text, sizeof(text),
+		 "database:\n"
+		 "  conninfo: \"host=/tmp dbname=bikes password=hunter2 user=p\"\n%s"
+		 "source:\n"
+		 "  kind: dir\n"
+		 "  csv: %s/data/sop-ads/ads.csv\n"
+		 "  images_root: %s/data/sop-ads\n"
+		 "pipeline:\n"
+		 "  batch_size: 8\n%s"
+		 "model:\n"
+		 "  config: model.yaml\n"
+		 "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
+		 db_extra, shared, shared, pipeline_extra, shared);
+	return write_tmp("pipeline.yaml", text);
+}
+
+static void test_good_file_and_defaults(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+	char expect[600];
+
+	assert_int_equal(config_load(cfg, pipeline_yaml("", ""), &err), 0);
+	assert_int_equal(cfg->batch_size, 8);
+	assert_int_equal(cfg->queue_depth, 64);		/* default */
+	assert_true(isnan(cfg->threshold));		/* auto */
+	assert_int_equal(cfg->linkage, LINKAGE_AVERAGE);
+	assert_int_equal(cfg->model.image_width, 224);
+	assert_int_equal(cfg->model.norm, RESIZE_NORM_CUSTOM);
+	assert_float_equal(cfg->model.mean[1], 128, 0);
+	assert_string_equal(cfg->model.backbone, "mobilenetv2_100");
+	/* relative paths resolve against the file's folder */
+	snprintf(expect, sizeof(expect), "%s/model.yaml", tmpdir);
+	assert_string_equal(cfg->model_config, expect);
+	snprintf(expect, sizeof(expect), "%s/../sql", tmpdir);
+	assert_string_equal(cfg->sql_dir, expect);
+	free(cfg);
+}
+
+static void test_reference_model_config_accepted(void **state)
+{
+	struct model_config mc;
+	struct err err = {0};
+	char path[1100];
+
+	snprintf(path, sizeof(path), "%s/configs/hydrogen-torch-bicycle.yaml", shared);
+	assert_int_equal(config_load_model(&mc, path, &err), 0);
+	assert_string_equal(mc.backbone, "tf_efficientnet_b0_ns");
+	assert_int_equal(mc.embedding_size, 512);
+	assert_int_equal(mc.image_height, 512);
+	assert_int_equal(mc.norm, RESIZE_NORM_SIMPLE);
+	assert_int_equal(mc.top_k, 50);
+	assert_int_equal(mc.train.epochs, 5);
+	assert_int_equal(mc.train.batch_size, 16);
+	assert_float_equal(mc.train.arcface_margin, 0.1, 1e-12);
+	assert_float_equal(mc.train.arcface_scale, 45, 1e-12);
+	assert_float_equal(mc.train.validation_size, 0.2, 1e-12);
+	assert_int_equal(mc.train.seed, -1);
+	assert_int_equal(mc.train.mixed_precision, 1);
+	assert_string_equal(mc.train.schedule, "Cosine");
+}
+
+static void expect_error(const char *path, const char *needle)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+
+	assert_int_equal(config_load(cfg, path, &err), -1);
+	if (!strstr(err.msg, needle))
+		fail_msg("error '%s' lacks '%s'", err.msg, needle);
+	free(cfg);
+}
+
+static void test_unknown_key_names_file_and_line(void **state)
+{
+	expect_error(pipeline_yaml("", "  batch_sise: 8\n"), "pipeline.yaml:9: pipeline.batch_sise: unknown key");
+}
+
+static void test_bad_values_name_line_and_reason(void **state)
+{
+	expect_error(pipeline_yaml("", "  queue_depth: lots\n"),
+		     "pipeline.yaml:9: pipeline.queue_depth: 'lots' is not a whole number");
+	expect_error(pipeline_yaml("", "  resize_threads: -3\n"), ":9: pipeline.resize_threads: "
+		     "-3 is out of range");
+	expect_error(pipeline_yaml("", "  queue_depth: 4\n"), "queue_depth (4) must be at least");
+	expect_error(pipeline_yaml("", "  batch_size: 9\n"), "given twice (first on line 8)");
+	expect_error(pipeline_yaml("grouping:\n  linkage: ward\n", ""),
+		     ":4: grouping.linkage: 'ward' is not supported (one of: average, single, "
+		     "complete)");
+}
+
+static void test_model_config_errors(void **state)
+{
+	struct model_config mc;
+	struct err err = {0};
+	const char *p;
+
+	p = write_tmp("m1.yaml", "architecture:\n  backbone: resnet50\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "m1.yaml:2: architecture.backbone: 'resnet50' is not "
+				   "supported"));
+	p = write_tmp("m2.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
+		      "  image_channels: 1\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, ":4: image.image_channels"));
+	p = write_tmp("m3.yaml", "image:\n  image_height: 224\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "architecture.backbone: required key missing"));
+	p = write_tmp("m4.yaml", "architecture:\n  backbone: mobilenetv2_100\naugmentation:\n"
+		      "  custom_inference_augmentations: '{\"transform\": {\"__class_fullname__\": "
+		      "\"Compose\", \"transforms\": [{\"__class_fullname__\": \"HorizontalFlip\"}]}}'\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "only a plain Resize"));
+	p = write_tmp("m5.yaml", "architecture: [1, 2\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "invalid YAML"));
+	p = write_tmp("m6.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
+		      "  image_mean: [1, 2]\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, ":4: image.image_mean: expected a list of 3 numbers"));
+}
+
+static void test_missing_files_are_named(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+
+	assert_int_equal(config_load(cfg, "/nonexistent/pipeline.yaml", &err), -1);
+	assert_non_null(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open"));
+	write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n  weights: nothere.safetensors\n"
+		  "source:\n  csv: a.csv\n  images_root: .\n");
+	assert_int_equal(config_load(cfg, write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
+						  "  weights: nothere.safetensors\nsource:\n"
+						  "  csv: a.csv\n  images_root: .\n"),
+				     &err),
+			 -1);
+	assert_non_null(strstr(err.msg, "model.weights: cannot read"));
+	free(cfg);
+}
+
+static void test_print_config_masks_password(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+	char buf[8192] = "";
+	char masked[256];
+	FILE *fp;
+	size_t n;
+
+	assert_int_equal(config_load(cfg, pipeline_yaml("", ""), &err), 0);
+	fp = tmpfile();
+	config_print(cfg, fp);
+	rewind(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	assert_null(strstr(buf, "hunter2"));
+	assert_non_null(strstr(buf, "password=***"));
+	assert_non_null(strstr(buf, "batch_size: 8"));
+	assert_non_null(strstr(buf, "backbone: mobilenetv2_100"));
+	config_mask_conninfo("postgresql://bob:s3cret@db/bikes", masked, sizeof(masked));
+	assert_string_equal(masked, "postgresql://bob:***@db/bikes");
+	config_mask_conninfo("host=x password='a b\\' c' user=u", masked, sizeof(masked));
+	assert_string_equal(masked, "host=x password=*** user=u");
+	free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_file_and_defaults),
+		cmocka_unit_test(test_reference_model_config_accepted),
+		cmocka_unit_test(test_unknown_key_names_file_and_line),
+		cmocka_unit_test(test_bad_values_name_line_and_reason),
+		cmocka_unit_test(test_model_config_errors),
+		cmocka_unit_test(test_missing_files_are_named),
+		cmocka_unit_test(test_print_config_masks_password),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

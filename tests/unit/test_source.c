@@ -1,0 +1,193 @@
+/* The CSV directory source: dates, CSV quirks, bad rows, path escapes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "source.h"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_source.XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+static void test_rfc3339_parsing(void **state)
+{
+	time_t t;
+
+	assert_int_equal(source_parse_time("1970-01-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(source_parse_time("2026-11-30T09:29:22Z", &t), 0);
+	assert_int_equal(t, 1796030962);
+	assert_int_equal(source_parse_time("2026-11-30T10:29:22.123+01:00", &t), 0);
+	assert_int_equal(t, 1796030962);
+	assert_int_equal(source_parse_time("2024-02-29T00:00:00Z", &t), 0);
+	assert_int_equal(source_parse_time("2023-02-29T00:00:00Z", &t), -1);
+	assert_int_equal(source_parse_time("2026-11-30 09:29:22", &t), -1);	/* no zone */
+	assert_int_equal(source_parse_time("2026-11-30T25:00:00Z", &t), -1);
+	assert_int_equal(source_parse_time("2026-11-30T09:29:22Zjunk", &t), -1);
+	assert_int_equal(source_parse_time("", &t), -1);
+}
+
+static void test_date_window_is_strict(void **state)
+{
+	struct source_window w;
+	struct err err = {0};
+
+	assert_int_equal(source_window_date("2026-11-30", &w, &err), 0);
+	assert_int_equal(w.since, 1795996800);
+	assert_int_equal(w.until - w.since, 86400);
+	assert_int_equal(source_window_date("2026-11-31", &w, &err), -1);
+	assert_non_null(strstr(err.msg, "YYYY-MM-DD"));
+	assert_int_equal(source_window_date("2026-1-30", &w, &err), -1);
+	assert_int_equal(source_window_date("2026-11-30x", &w, &err), -1);
+	assert_int_equal(source_window_date("", &w, &err), -1);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static struct source *open_csv(const char *text, const char *date, struct err *err)
+{
+	static struct config cfg;
+	struct source_window w = {0};
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.source = SOURCE_DIR;
+	snprintf(cfg.source_csv, sizeof(cfg.source_csv), "%s/ads.csv", tmpdir);
+	snprintf(cfg.images_root, sizeof(cfg.images_root), "%s", tmpdir);
+	write_file(cfg.source_csv, text);
+	if (date)
+		assert_int_equal(source_window_date(date, &w, err), 0);
+	return source_open(&cfg, &w, err);
+}
+
+static void test_date_selects_that_utc_day(void **state)
+{
+	struct err err = {0};
+	struct source *src = open_csv("image,created_at,ad_id,image_id,extra\n"
+				      "a.jpg,2026-11-29T23:59:59Z,1,10,x\n"
+				      "b.jpg,2026-11-30T00:00:00Z,1,11,x\n"
+				      "c.jpg,2026-11-30T23:59:59Z,2,12,x\n"
+				      "d.jpg,2026-12-01T00:00:00Z,2,13,x\n"
+				      "e.jpg,2026-11-30T23:30:00-01:00,3,14,x\n",
+				      "2026-11-30", &err);
+	struct item it;
+	char got[64] = "";
+
+	assert_non_null(src);
+	while (source_next(src, &it, &err) == 1) {
+		assert_true(it.ok);
+		strcat(got, it.image_id);
+		strcat(got, " ");
+	}
+	assert_string_equal(got, "11 12 ");
+	source_close(src);
+}
+
+static void test_bad_rows_become_failed_items(void **state)
+{
+	struct err err = {0};
+	struct source *src = open_csv("ad_id,image_id,image,created_at\n"
+				      "1,10,ok.jpg,2026-11-30T01:00:00Z\n"
+				      "1,,x.jpg,2026-11-30T01:00:00Z\n"
+				      "1,12,../../etc/passwd,2026-11-30T01:00:00Z\n"
+				      "1,13,/etc/passwd,2026-11-30T01:00:00Z\n"
+				      "1,14,y.jpg,yesterday\n"
+				      "1,\"15,\"\"q\"\"\",\"with,comma.jpg\",2026-11-30T01:00:00Z\n"
+				      "1,16\n"
+				      "\n"
+				      "1,\"17,broken.jpg,2026-11-30T01:00:00Z\n",
+				      NULL, &err);
+	struct item it;
+
+	assert_non_null(src);
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.source, "ads.csv:2");
+	assert_non_null(strstr(it.url, "/ok.jpg"));
+	assert_memory_equal(it.url, "file:///", 8);
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_string_equal(it.failure_reason, "missing image_id");
+	assert_false(it.has_identity);
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_true(it.has_identity);
+	assert_non_null(strstr(it.failure_reason, ".."));
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_non_null(strstr(it.failure_reason, "absolute"));
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_non_null(strstr(it.failure_reason, "RFC 3339"));
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.image_id, "15,\"q\"");
+	assert_non_null(strstr(it.url, "/with,comma.jpg"));
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_string_equal(it.failure_reason, "too few fields");
+	assert_string_equal(it.source, "ads.csv:8");
+
+	assert_int_equal(source_next(src, &it, &err), 1);	/* blank line skipped */
+	assert_false(it.ok);
+	assert_string_equal(it.source, "ads.csv:10");
+	assert_non_null(strstr(it.failure_reason, "malformed"));
+
+	assert_int_equal(source_next(src, &it, &err), 0);
+	source_close(src);
+}
+
+static void test_missing_column_is_fatal(void **state)
+{
+	struct err err = {0};
+
+	assert_null(open_csv("ad_id,image,created_at\n", NULL, &err));
+	assert_int_equal(err.kind, ERR_FATAL);
+	assert_non_null(strstr(err.msg, "'image_id'"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3339_parsing),
+		cmocka_unit_test(test_date_window_is_strict),
+		cmocka_unit_test(test_date_selects_that_utc_day),
+		cmocka_unit_test(test_bad_rows_become_failed_items),
+		cmocka_unit_test(test_missing_column_is_fatal),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
