@@ -1,0 +1,41 @@
+# Photos that are truncated, empty, not images, missing or outside the images
+# folder are recorded as failed with a reason; the others are embedded and
+# grouped, and the run exits 3.
+. "$(dirname "$0")/../lib/common.sh"
+
+mkdir -p "$T/img"
+H="$SHARED/data/hostile-images"
+cp "$DATA/images/bicycle_final/111085122871_0.JPG" "$T/img/good0.jpg"
+cp "$DATA/images/bicycle_final/111085122871_1.JPG" "$T/img/good1.jpg"
+cp "$H/truncated-half.jpg" "$H/empty.jpg" "$H/text-named.jpg" "$T/img/"
+ln -s /etc/passwd "$T/img/escape.jpg"
+cat >"$T/ads.csv" <<EOC
+ad_id,image_id,image,created_at
+500,1,good0.jpg,2026-11-30T10:00:00Z
+500,2,good1.jpg,2026-11-30T10:00:01Z
+500,3,truncated-half.jpg,2026-11-30T10:00:02Z
+500,4,empty.jpg,2026-11-30T10:00:03Z
+501,5,text-named.jpg,2026-11-30T10:00:04Z
+501,6,missing.jpg,2026-11-30T10:00:05Z
+501,7,escape.jpg,2026-11-30T10:00:06Z
+501,8,../../etc/passwd,2026-11-30T10:00:07Z
+501,,good0.jpg,2026-11-30T10:00:08Z
+EOC
+write_config "$T/ads.csv" "$T/img"
+run_pipeline 3 --config "$CFG"
+grep -q 'photos_in=9 embedded=2 failed=7' "$T/run.log" || fail "summary counts"
+
+reason() { q "select failure_stage || ': ' || failure_reason from ad_images where image_id = '$1'"; }
+expect_eq "$(q "select string_agg(image_id, ',' order by image_id) from ad_images
+	where status = 'embedded'")" "1,2" "embedded photos"
+reason 3 | grep -q "resize: .*truncated" || fail "truncated: $(reason 3)"
+reason 4 | grep -q "empty" || fail "empty: $(reason 4)"
+reason 5 | grep -q "not an image\|not a known" || fail "text: $(reason 5)"
+reason 6 | grep -q "fetch: cannot open photo" || fail "missing: $(reason 6)"
+reason 7 | grep -q "fetch: file url outside the allowed folders" || fail "symlink: $(reason 7)"
+reason 8 | grep -q "source: .*leaves the images folder" || fail "dotdot: $(reason 8)"
+expect_eq "$(q "select stage || ': ' || reason from failures where key = 'ads.csv:10'")" \
+	"source: missing image_id" "row without an image id"
+expect_eq "$(q 'select count(*) from failures')" 7 "failure rows"
+expect_eq "$(q "select count(*) from image_groups")" 2 "only good photos are grouped"
+expect_eq "$(q "select status from pipeline_runs")" "partial" "run status"
