@@ -64,9 +64,11 @@ CREATE TABLE ad_images (
 	CHECK ((status = 'failed') = (failure_stage IS NOT NULL))
 );
 COMMENT ON COLUMN ad_images.created_at IS 'when the ad platform received the photo';
-COMMENT ON COLUMN ad_images.source IS 'where the event came from: file:line or topic/partition@offset';
+COMMENT ON COLUMN ad_images.source IS
+	'where the event came from: file:line or topic/partition@offset';
 COMMENT ON COLUMN ad_images.first_run_id IS 'run that first stored the photo';
-COMMENT ON COLUMN ad_images.changed_run_id IS 'run that last changed this row (not the last run that saw it)';
+COMMENT ON COLUMN ad_images.changed_run_id IS
+	'run that last changed this row (not the last run that saw it)';
 CREATE INDEX ad_images_ad_id ON ad_images (ad_id);
 CREATE INDEX ad_images_created_at ON ad_images (created_at);
 -- Failed photos are few; a partial index finds them without indexing the rest.

@@ -376,8 +376,9 @@ static void test_same_input_twice_leaves_tables_identical(void **state)
 {
 	static float e[3][DIM];
 	struct store_image batch[4];
-	struct store_group groups[3] = {
-		{"301", "ad-3", "ad-3:301"}, {"302", "ad-3", "ad-3:301"}, {"303", "ad-3", "ad-3:303"}};
+	struct store_group groups[3] = {{"301", "ad-3", "ad-3:301"},
+					{"302", "ad-3", "ad-3:301"},
+					{"303", "ad-3", "ad-3:303"}};
 	char before[N_DUMPED][40], after[N_DUMPED][40];
 	struct err err = {0};
 	int64_t r1, r2;
