@@ -275,6 +275,9 @@ struct store *store_open(const char *conninfo, struct err *err)
 	}
 	if (conninfo_password(vals[1], &s->password, err))
 		goto fail;
+	/* LIMIT: no client-side statement timeout; a server that hangs without
+	 * closing the socket blocks the caller (set statement_timeout or TCP
+	 * keepalives in the connection string where that matters). */
 	s->conn = PQconnectdbParams(keys, vals, 1);
 	if (!s->conn) {
 		err_set(err, ERR_FATAL, "store: out of memory connecting");
@@ -429,7 +432,9 @@ out:
 	return buf;
 }
 
-/* Apply one file and record it, in one transaction. */
+/* Apply one file and record it, in one transaction.
+ * LIMIT: a migration cannot use statements that refuse to run in a
+ * transaction (CREATE INDEX CONCURRENTLY, VACUUM). */
 static int migration_apply(struct store *s, const char *dir, const struct migration *m,
 			   struct err *err)
 {
@@ -933,7 +938,8 @@ static int copy_finish(struct store *s, struct copy_buf *b, const char *what, st
 		PQclear(r);
 	}
 	if (b->oom)
-		rc = err_set(err, ERR_FATAL, "store: %s failed: out of memory or field too big", what);
+		rc = err_set(err, ERR_FATAL, "store: %s failed: out of memory or field too big",
+			     what);
 	else if (rc == 0 && b->send_failed)
 		rc = store_fail(s, NULL, what, err);
 	free(b->data);
@@ -943,7 +949,9 @@ static int copy_finish(struct store *s, struct copy_buf *b, const char *what, st
 
 /* COPY lands in temporary tables that empty themselves at commit, created
  * once per connection outside any transaction (a rollback would drop them).
- * toast_tuple_target keeps a 512-float row inline instead of compressing it. */
+ * toast_tuple_target keeps a 512-float row inline instead of compressing it.
+ * LIMIT: session state, so a transaction-pooling proxy (pgbouncer in
+ * transaction mode) between us and the server breaks writes. */
 static int store_temp_tables(struct store *s, struct err *err)
 {
 	static const char sql[] =
@@ -1177,6 +1185,8 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 	params[0] = fmt_id(run, sizeof(run), run_id);
 	params[1] = fmt_id(model, sizeof(model), model_id);
 
+	/* LIMIT: every embedding is sent even when the row turns out unchanged;
+	 * re-running a day costs the same transfer as the first run. */
 	if (store_begin(s, err) ||
 	    copy_start(s, &b, "copy into store_images_in",
 		       "COPY pg_temp.store_images_in FROM STDIN (FORMAT binary)", err))
@@ -1186,6 +1196,8 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 	if (copy_finish(s, &b, "copy into store_images_in", err))
 		goto out;
 
+	/* LIMIT: created_at is parsed by the server; one malformed value fails
+	 * the whole batch and the message does not say which photo had it. */
 	if (store_exec(s, "upsert ad_images", sql_upsert_images, 1, params, 0, &up, err))
 		goto out;
 	if (n_ok > 0 &&
@@ -1371,7 +1383,8 @@ static int emb_add(struct store_emb_set *set, size_t *cap, const PGresult *r, in
 	size_t i = set->n;
 
 	if (n < 0 || (set->n > 0 && n != set->dim))
-		return err_set(err, ERR_FATAL, "store: bad embedding for image %s in image_embeddings",
+		return err_set(err, ERR_FATAL,
+			       "store: bad embedding for image %s in image_embeddings",
 			       PQgetvalue(r, row, 0));
 	set->dim = n;
 	if (i == *cap) {
@@ -1505,6 +1518,7 @@ int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set
 
 	memset(out, 0, sizeof(*out));
 	fmt_i64(model, sizeof(model), model_id);
+	/* LIMIT: the whole result is held twice (libpq's and OUT) while copying. */
 	if (store_ready(s, err) ||
 	    store_exec(s, "read image_groups",
 		       "SELECT image_id, ad_id, group_id FROM image_groups"

@@ -93,7 +93,9 @@ struct store_image {
 
 /* Upsert N photos in one transaction: ad_images for all, image_embeddings
  * (for MODEL_ID) for the ok ones, failures for the failed ones (a photo that
- * succeeds later has its failure row removed). */
+ * succeeds later has its failure row removed). An image id given twice keeps
+ * its last entry. A missing id, a non-finite float or an embedding size other
+ * than the model's is ERR_FATAL and nothing is written. */
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 		       const struct store_image *imgs, size_t n, struct err *err);
 
@@ -132,7 +134,9 @@ struct store_group {
 };
 
 /* Replace the groups of every ad named in G (N rows) for MODEL_ID in one
- * transaction: upsert each row, delete rows of those ads that are not in G. */
+ * transaction: upsert each row, delete rows of those ads that are not in G
+ * (so every photo of an ad goes in the same call). Photos must be in
+ * ad_images already. An image id given twice keeps its last entry. */
 int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
 		       const struct store_group *g, size_t n, struct err *err);
 
