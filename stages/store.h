@@ -44,9 +44,14 @@ struct store_model {
 
 /* Find the model with the same weights checksum and backbone, or insert it
  * with M->status (when M->status is "active" and another model is active,
- * the other one is retired). *ID receives its id. */
+ * the other one is retired). *ID receives its id. A model found keeps its
+ * status: registering is idempotent, promoting is store_model_promote(). */
 int store_model_register(struct store *s, const struct store_model *m, int64_t *id,
 			 struct err *err);
+
+/* Make model ID the active one and retire the model active before (no change
+ * when ID is already active). ERR_FATAL when there is no such model. */
+int store_model_promote(struct store *s, int64_t id, struct err *err);
 
 /* The active model's id and threshold (NaN if none). *ID = 0 when no model
  * is active. */
@@ -88,7 +93,9 @@ struct store_image {
 
 /* Upsert N photos in one transaction: ad_images for all, image_embeddings
  * (for MODEL_ID) for the ok ones, failures for the failed ones (a photo that
- * succeeds later has its failure row removed). */
+ * succeeds later has its failure row removed). An image id given twice keeps
+ * its last entry. A missing id, a non-finite float or an embedding size other
+ * than the model's is ERR_FATAL and nothing is written. */
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 		       const struct store_image *imgs, size_t n, struct err *err);
 
@@ -99,7 +106,9 @@ int store_write_failure(struct store *s, int64_t run_id, const char *key, const 
 			const char *ad_id, const char *stage, const char *reason,
 			struct err *err);
 
-/* Embeddings of every photo of AD_ID for MODEL_ID, ordered by image id. */
+/* Embeddings of every embedded photo of AD_ID for MODEL_ID, ordered by image
+ * id in byte order (strcmp). A photo without a url reads as "". Free with
+ * store_emb_set_free(). */
 struct store_emb_set {
 	size_t n;
 	int dim;
@@ -125,12 +134,14 @@ struct store_group {
 };
 
 /* Replace the groups of every ad named in G (N rows) for MODEL_ID in one
- * transaction: upsert each row, delete rows of those ads that are not in G. */
+ * transaction: upsert each row, delete rows of those ads that are not in G
+ * (so every photo of an ad goes in the same call). Photos must be in
+ * ad_images already. An image id given twice keeps its last entry. */
 int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
 		       const struct store_group *g, size_t n, struct err *err);
 
-/* Groups of MODEL_ID, ordered by ad id, group id, image id. Strings are owned
- * by the result; free with store_groups_free(). */
+/* Groups of MODEL_ID, ordered by ad id, group id, image id (each in byte
+ * order). Strings are owned by the result; free with store_groups_free(). */
 struct store_group_set {
 	size_t n;
 	struct store_group *rows;
