@@ -41,7 +41,8 @@ static int resize_ready;
 /* libvips 8.14 keeps one error buffer for the whole process, not one per thread, so the text
  * left by a failure may sit next to text from another thread's item. Decodes share this lock;
  * after a failure the item is decoded once more holding it exclusively, with the buffer
- * cleared first, so that the reason read back belongs to that item alone. */
+ * cleared first, so that the reason read back belongs to that item alone.
+ * LIMIT: every libvips failure costs a second decode, and other decodes wait while it runs. */
 static pthread_rwlock_t vips_err_lock;
 
 static const double imagenet_mean[3] = {0.485, 0.456, 0.406};
