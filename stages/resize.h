@@ -23,12 +23,16 @@ enum resize_norm {
 	RESIZE_NORM_CUSTOM,	/* (x - mean[c]) / std[c], mean/std in pixel units 0..255 */
 };
 
+/* Used where resize_opts leaves max_bytes or max_pixels at 0. */
+#define RESIZE_DEFAULT_MAX_BYTES ((size_t)64 << 20)
+#define RESIZE_DEFAULT_MAX_PIXELS ((uint64_t)100000000)
+
 struct resize_opts {
-	int width, height;
+	int width, height;		/* 1..8192 */
 	enum resize_norm norm;
-	float mean[3], std[3];		/* RESIZE_NORM_CUSTOM only */
-	size_t max_bytes;		/* reject larger inputs before decoding */
-	uint64_t max_pixels;		/* reject headers claiming more pixels */
+	float mean[3], std[3];		/* RESIZE_NORM_CUSTOM only; std > 0 */
+	size_t max_bytes;		/* reject larger inputs before decoding; 0: default */
+	uint64_t max_pixels;		/* reject headers claiming more pixels; 0: default */
 };
 
 struct resize_info {
@@ -36,19 +40,28 @@ struct resize_info {
 	char loader[32];		/* libvips loader name, e.g. "jpegload_buffer" */
 };
 
-/* Start libvips once per process (VIPS_INIT, untrusted loaders blocked,
- * concurrency CONCURRENCY per operation; 0 keeps libvips' default). */
+/* Start libvips once per process (VIPS_INIT, untrusted loaders blocked, operation
+ * cache off). CONCURRENCY is libvips' thread count per decode; 0 or 1 means one.
+ * More is honoured but unsafe: libvips 8.14.1 then sometimes drops decode errors and
+ * returns made-up pixels, so get parallelism by calling resize_buffer() from several
+ * threads. Call from one thread, before any other resize_* call. */
 int resize_init(const char *argv0, int concurrency, struct err *err);
+/* Stop libvips; once, at exit, after every resize_* call has returned. */
 void resize_shutdown(void);
 
 /* Decode BUF (LEN bytes) and fill OUT (3 * height * width floats). Every
  * failure is ERR_INPUT with a specific reason ("empty file", "not an image",
- * "truncated", "too many pixels: WxH", ...). INFO may be NULL. */
+ * "truncated", "too many pixels: WxH, limit N", "too large: N bytes, limit M",
+ * "loader blocked: svgload_buffer (untrusted)", "decode failed: <libvips text>"),
+ * except bad options and a missing resize_init(), which are ERR_FATAL. INFO may
+ * be NULL. Safe to call from several threads at once; BUF stays the caller's. */
 int resize_buffer(const struct resize_opts *o, const void *buf, size_t len, float *out,
 		  struct resize_info *info, struct err *err);
 
 /* Read PATH (refusing files over max_bytes before reading) and call
- * resize_buffer(). */
+ * resize_buffer(). Open and read errors are ERR_INPUT ("open failed: ...",
+ * "not a regular file"), except running out of descriptors or memory
+ * (ERR_RETRY). */
 int resize_file(const struct resize_opts *o, const char *path, float *out,
 		struct resize_info *info, struct err *err);
 

@@ -1,0 +1,1192 @@
+/* test_resize.c - the resize stage on the shared hostile photos and on inputs made here with
+ * libvips (EXIF orientations, cut files, bombs, odd formats), judged by their pixels. Files
+ * made here live in a private temp directory; nothing is written under $SHARED. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vips/vips.h>
+
+#include "resize.h"
+
+#define W    128
+#define H    96
+#define NPIX (W * H)
+#define NOUT (3 * NPIX)
+
+/* Mean absolute difference, in 0..255 units, below which two decodes are the same picture
+ * (JPEG re-encoding noise is ~1-3), and the factor by which the wrong picture must be
+ * further away. */
+#define SAME_MAD 8.0
+#define MARGIN   3.0
+
+static char tmpdir[] = "/tmp/test_resize.XXXXXX";
+
+static const char base_rel[] = "data/sop-ads/images/bicycle_final/111085122871_0.JPG";
+
+static VipsImage *base_img; /* the base photo, decoded, upright */
+static float *ref;          /* base photo through resize_file() */
+static float *ref_mirror;   /* base photo mirrored left-right */
+static float *ref_rot180;   /* base photo turned upside down */
+
+static const char *shared_dir(void)
+{
+	const char *s = getenv("SHARED");
+
+	return s && *s ? s : "../shared";
+}
+
+static void shared_path(char *buf, size_t cap, const char *rel)
+{
+	snprintf(buf, cap, "%s/%s", shared_dir(), rel);
+}
+
+static void tmp_path(char *buf, size_t cap, const char *file)
+{
+	snprintf(buf, cap, "%s/%s", tmpdir, file);
+}
+
+static struct resize_opts opts_simple(void)
+{
+	struct resize_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.width = W;
+	o.height = H;
+	o.norm = RESIZE_NORM_SIMPLE;
+	return o;
+}
+
+static float *new_out(void)
+{
+	float *p = calloc(NOUT, sizeof(float));
+
+	assert_non_null(p);
+	return p;
+}
+
+/* Encode IM with the saver and options named by SUFFIX (".jpg[Q=95]"). Free with g_free. */
+static void *encode(VipsImage *im, const char *suffix, size_t *len)
+{
+	void *buf = NULL;
+
+	if (vips_image_write_to_buffer(im, suffix, &buf, len, NULL))
+		fail_msg("encode %s: %s", suffix, vips_error_buffer());
+	return buf;
+}
+
+static void write_tmp(const char *file, const void *buf, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	tmp_path(path, sizeof(path), file);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Solid colour, W0 x H0, sRGB uchar; with a fourth (alpha) band when ALPHA >= 0. */
+static VipsImage *solid(int w0, int h0, int r, int g, int b, int alpha)
+{
+	double one[4] = {1, 1, 1, 1};
+	double c[4] = {r, g, b, alpha};
+	int n = alpha >= 0 ? 4 : 3;
+	VipsImage *blk, *lin, *u8, *out;
+
+	assert_int_equal(vips_black(&blk, w0, h0, "bands", n, NULL), 0);
+	assert_int_equal(vips_linear(blk, &lin, one, c, n, NULL), 0);
+	assert_int_equal(vips_cast(lin, &u8, VIPS_FORMAT_UCHAR, NULL), 0);
+	assert_int_equal(vips_copy(u8, &out, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
+	g_object_unref(blk);
+	g_object_unref(lin);
+	g_object_unref(u8);
+	return out;
+}
+
+/* Stack frames vertically into one multi-page image (page-height set). */
+static VipsImage *pages(VipsImage *a, VipsImage *b)
+{
+	VipsImage *in[2] = {a, b};
+	VipsImage *joined, *out;
+
+	assert_int_equal(vips_arrayjoin(in, &joined, 2, "across", 1, NULL), 0);
+	assert_int_equal(vips_copy(joined, &out, NULL), 0);
+	g_object_unref(joined);
+	vips_image_set_int(out, "page-height", a->Ysize);
+	vips_image_set_int(out, "n-pages", 2);
+	return out;
+}
+
+static double mad(const float *a, const float *b)
+{
+	double s = 0;
+	size_t i;
+
+	for (i = 0; i < NOUT; i++)
+		s += fabs((double)a[i] - (double)b[i]);
+	return 255.0 * s / NOUT;
+}
+
+/* OUT shows the base photo upright and unmirrored: near REF, and clearly nearer to it than
+ * to the mirrored and the upside-down pictures. */
+static void assert_upright(const char *what, const float *out)
+{
+	double same = mad(out, ref);
+	double mirror = mad(out, ref_mirror);
+	double rot = mad(out, ref_rot180);
+
+	print_message("  %-28s mad %.2f  (mirrored %.1f, upside down %.1f)\n", what, same, mirror,
+	              rot);
+	if (!(same < SAME_MAD && same * MARGIN < mirror && same * MARGIN < rot))
+		fail_msg("%s is not the upright base photo: mad %.2f, mirrored %.2f, "
+		         "upside down %.2f",
+		         what, same, mirror, rot);
+}
+
+/* Finite and within 0..1 (SIMPLE normalisation). */
+static void assert_sane(const char *what, const float *out)
+{
+	size_t i;
+
+	for (i = 0; i < NOUT; i++)
+		if (!isfinite(out[i]) || out[i] < 0.0f || out[i] > 1.0f)
+			fail_msg("%s: value %g at %zu", what, (double)out[i], i);
+}
+
+static void assert_gray(const char *what, const float *out)
+{
+	size_t i;
+
+	for (i = 0; i < NPIX; i++)
+		if (out[i] != out[NPIX + i] || out[i] != out[2 * NPIX + i])
+			fail_msg("%s: pixel %zu is not grey (%g %g %g)", what, i, (double)out[i],
+			         (double)out[NPIX + i], (double)out[2 * NPIX + i]);
+}
+
+static void assert_solid(const char *what, const float *out, float r, float g, float b)
+{
+	size_t i;
+
+	for (i = 0; i < NPIX; i++)
+		if (out[i] != r || out[NPIX + i] != g || out[2 * NPIX + i] != b)
+			fail_msg("%s: pixel %zu is (%.9g %.9g %.9g), want (%.9g %.9g %.9g)", what,
+			         i, (double)out[i], (double)out[NPIX + i],
+			         (double)out[2 * NPIX + i], (double)r, (double)g, (double)b);
+}
+
+/* Decode BUF with SIMPLE normalisation and expect success. */
+static void decode_ok(const char *what, const void *buf, size_t len, float *out)
+{
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+
+	if (resize_buffer(&o, buf, len, out, NULL, &err))
+		fail_msg("%s: unexpected failure: %s", what, err.msg);
+}
+
+/* Decode BUF and expect ERR_INPUT with a reason starting with WANT. */
+static void decode_fails(const char *what, const void *buf, size_t len, const char *want)
+{
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	float *out = new_out();
+	int r = resize_buffer(&o, buf, len, out, NULL, &err);
+
+	free(out);
+	if (r == 0)
+		fail_msg("%s: decoded, want failure \"%s\"", what, want);
+	if (err.kind != ERR_INPUT || strncmp(err.msg, want, strlen(want)))
+		fail_msg("%s: got %s \"%s\", want input \"%s\"", what, err_kind_name(err.kind),
+		         err.msg, want);
+}
+
+static void resize_image(VipsImage *im, float *out)
+{
+	size_t len;
+	void *png = encode(im, ".png", &len);
+
+	decode_ok("reference", png, len, out);
+	g_free(png);
+}
+
+static int group_setup(void **state)
+{
+	char path[512];
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	VipsImage *t;
+
+	if (!mkdtemp(tmpdir))
+		return -1;
+	if (resize_init("test_resize", 0, &err)) {
+		fprintf(stderr, "resize_init: %s\n", err.msg);
+		return -1;
+	}
+	shared_path(path, sizeof(path), base_rel);
+	base_img = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, NULL);
+	if (!base_img || vips_image_wio_input(base_img)) {
+		fprintf(stderr, "cannot load %s (set SHARED=...)\n", path);
+		return -1;
+	}
+	ref = new_out();
+	ref_mirror = new_out();
+	ref_rot180 = new_out();
+	if (resize_file(&o, path, ref, NULL, &err)) {
+		fprintf(stderr, "base photo: %s\n", err.msg);
+		return -1;
+	}
+	if (vips_flip(base_img, &t, VIPS_DIRECTION_HORIZONTAL, NULL))
+		return -1;
+	resize_image(t, ref_mirror);
+	g_object_unref(t);
+	if (vips_rot(base_img, &t, VIPS_ANGLE_D180, NULL))
+		return -1;
+	resize_image(t, ref_rot180);
+	g_object_unref(t);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *de;
+	char path[512];
+
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		tmp_path(path, sizeof(path), de->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	free(ref);
+	free(ref_mirror);
+	free(ref_rot180);
+	if (base_img)
+		g_object_unref(base_img);
+	resize_shutdown();
+	return rmdir(tmpdir);
+}
+
+static uint32_t crc32_png(const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	size_t i;
+	int k;
+
+	for (i = 0; i < n; i++) {
+		c ^= p[i];
+		for (k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+	}
+	return c ^ 0xffffffffu;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* A real 16x16 PNG whose IHDR (CRC fixed up) claims SIDE x SIDE. */
+static void *png_bomb(uint32_t side, size_t *len)
+{
+	VipsImage *im = solid(16, 16, 10, 20, 30, -1);
+	unsigned char *p = encode(im, ".png", len);
+
+	g_object_unref(im);
+	assert_memory_equal(p + 12, "IHDR", 4);
+	put_be32(p + 16, side);
+	put_be32(p + 20, side);
+	put_be32(p + 29, crc32_png(p + 12, 17));
+	return p;
+}
+
+/* A real 16x16 JPEG whose SOF claims SIDE x SIDE. */
+static void *jpeg_bomb(unsigned side, size_t *len)
+{
+	VipsImage *im = solid(16, 16, 10, 20, 30, -1);
+	unsigned char *p = encode(im, ".jpg", len);
+	size_t i;
+
+	g_object_unref(im);
+	for (i = 2; i + 9 < *len; i++)
+		if (p[i] == 0xff && p[i + 1] == 0xc0)
+			break;
+	assert_true(i + 9 < *len);
+	p[i + 5] = (unsigned char)(side >> 8);
+	p[i + 6] = (unsigned char)side;
+	p[i + 7] = (unsigned char)(side >> 8);
+	p[i + 8] = (unsigned char)side;
+	return p;
+}
+
+static long peak_rss_kb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs first, so that the peak RSS it sees is its own. A decode of any of these would need
+ * gigabytes. */
+static void test_bomb_headers_refused_fast_with_flat_memory(void **state)
+{
+	char path[512];
+	long rss0 = peak_rss_kb();
+	double t0 = now_s();
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	float *out = new_out();
+	size_t len;
+	void *p;
+	int i;
+
+	p = png_bomb(60000, &len);
+	decode_fails("png 60000x60000", p, len, "too many pixels: 60000x60000, limit 100000000");
+	g_free(p);
+	p = png_bomb(1000000, &len);
+	decode_fails("png 1000000x1000000", p, len, "too many pixels: 1000000x1000000");
+	g_free(p);
+	p = jpeg_bomb(65000, &len);
+	decode_fails("jpeg 65000x65000", p, len, "too many pixels: 65000x65000");
+	g_free(p);
+
+	shared_path(path, sizeof(path), "data/hostile-images/bomb-header.png");
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, "too many pixels: 60000x60000, limit 100000000");
+
+	/* A header under the limit that lies about its data: decoding starts, and must stop
+	 * at the missing data with memory still flat. */
+	o.max_pixels = 200000000;
+	p = png_bomb(12000, &len);
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(resize_buffer(&o, p, len, out, NULL, &err), -1);
+		assert_int_equal(err.kind, ERR_INPUT);
+	}
+	print_message("  lying 12000x12000 png: %s\n", err.msg);
+	g_free(p);
+
+	print_message("  bombs: %.3f s, peak rss +%ld KiB\n", now_s() - t0, peak_rss_kb() - rss0);
+	assert_true(now_s() - t0 < 5.0);
+#ifndef __SANITIZE_ADDRESS__
+	/* ASan keeps freed memory in quarantine, so the bound only means something without it. */
+	assert_true(peak_rss_kb() - rss0 < 100 * 1024);
+#endif
+	free(out);
+}
+
+/* The kinds that expected.csv names "fail", with the reason each must give. */
+static const char *hostile_reason(const char *file)
+{
+	static const struct {
+		const char *file, *reason;
+	} known[] = {
+	    {"truncated-half.jpg", "truncated"},
+	    {"empty.jpg", "empty file"},
+	    {"text-named.jpg", "not an image"},
+	    {"bomb-header.png", "too many pixels: 60000x60000"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(file, known[i].file))
+			return known[i].reason;
+	return "";
+}
+
+static void check_hostile(const char *file, const char *expect)
+{
+	char rel[600], path[700];
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	float *out = new_out();
+	int r;
+
+	snprintf(rel, sizeof(rel), "data/hostile-images/%s", file);
+	shared_path(path, sizeof(path), rel);
+	r = resize_file(&o, path, out, NULL, &err);
+	if (!strcmp(expect, "fail")) {
+		const char *want = hostile_reason(file);
+
+		if (r == 0)
+			fail_msg("%s decoded, expected a failure", file);
+		print_message("  %-28s fail: %s\n", file, err.msg);
+		assert_int_equal(err.kind, ERR_INPUT);
+		assert_true(err.msg[0] != '\0');
+		if (strncmp(err.msg, want, strlen(want)))
+			fail_msg("%s: reason \"%s\", want \"%s\"", file, err.msg, want);
+	} else {
+		if (r)
+			fail_msg("%s: %s", file, err.msg);
+		assert_sane(file, out);
+		if (!strcmp(expect, "upright"))
+			assert_upright(file, out);
+		else
+			print_message("  %-28s ok\n", file);
+		if (!strcmp(file, "fully-transparent.png"))
+			assert_solid(file, out, 1.0f, 1.0f, 1.0f);
+		if (!strcmp(file, "grayscale.jpg"))
+			assert_gray(file, out);
+	}
+	free(out);
+}
+
+static void test_hostile_images_match_expected_csv(void **state)
+{
+	char path[512], line[512];
+	FILE *f;
+	int n = 0;
+
+	shared_path(path, sizeof(path), "data/hostile-images/expected.csv");
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	while (fgets(line, sizeof(line), f)) {
+		char *file = line;
+		char *expect = strchr(line, ',');
+		char *end;
+
+		if (!expect)
+			continue;
+		*expect++ = '\0';
+		end = strchr(expect, ',');
+		if (end)
+			*end = '\0';
+		assert_true(!strcmp(expect, "upright") || !strcmp(expect, "ok") ||
+		            !strcmp(expect, "fail"));
+		check_hostile(file, expect);
+		n++;
+	}
+	fclose(f);
+	assert_true(n >= 13);
+}
+
+/* Stored pixels for ORIENT such that a viewer that honours the tag shows UP upright: the
+ * inverse of the transform the tag asks for. */
+static VipsImage *unorient(VipsImage *up, int orient)
+{
+	VipsImage *a = NULL, *b = NULL;
+
+	switch (orient) {
+	case 1:
+		assert_int_equal(vips_copy(up, &b, NULL), 0);
+		break;
+	case 2:
+		assert_int_equal(vips_flip(up, &b, VIPS_DIRECTION_HORIZONTAL, NULL), 0);
+		break;
+	case 3:
+		assert_int_equal(vips_rot(up, &b, VIPS_ANGLE_D180, NULL), 0);
+		break;
+	case 4:
+		assert_int_equal(vips_flip(up, &b, VIPS_DIRECTION_VERTICAL, NULL), 0);
+		break;
+	case 5: /* transpose, its own inverse */
+		assert_int_equal(vips_rot(up, &a, VIPS_ANGLE_D90, NULL), 0);
+		assert_int_equal(vips_flip(a, &b, VIPS_DIRECTION_HORIZONTAL, NULL), 0);
+		break;
+	case 6: /* shown turned 90 clockwise, so stored turned 90 anticlockwise */
+		assert_int_equal(vips_rot(up, &b, VIPS_ANGLE_D270, NULL), 0);
+		break;
+	case 7: /* transverse, its own inverse */
+		assert_int_equal(vips_rot(up, &a, VIPS_ANGLE_D270, NULL), 0);
+		assert_int_equal(vips_flip(a, &b, VIPS_DIRECTION_HORIZONTAL, NULL), 0);
+		break;
+	case 8:
+		assert_int_equal(vips_rot(up, &b, VIPS_ANGLE_D90, NULL), 0);
+		break;
+	default:
+		fail();
+	}
+	if (a)
+		g_object_unref(a);
+	vips_image_set_int(b, VIPS_META_ORIENTATION, orient);
+	return b;
+}
+
+static void test_exif_orientations_1_to_8_come_out_upright(void **state)
+{
+	struct resize_opts o = opts_simple();
+	float *out = new_out();
+	int orient;
+
+	for (orient = 1; orient <= 8; orient++) {
+		VipsImage *im = unorient(base_img, orient);
+		struct resize_info info;
+		struct err err = {0};
+		char name[64], path[512];
+		size_t len;
+		void *jpg = encode(im, ".jpg[Q=95]", &len);
+
+		snprintf(name, sizeof(name), "orientation-%d.jpg", orient);
+		write_tmp(name, jpg, len);
+		tmp_path(path, sizeof(path), name);
+		if (resize_file(&o, path, out, &info, &err))
+			fail_msg("%s: %s", name, err.msg);
+		assert_upright(name, out);
+
+		/* The source size is the stored one, before turning. */
+		assert_int_equal(info.src_width, im->Xsize);
+		assert_int_equal(info.src_height, im->Ysize);
+		assert_string_equal(info.loader, "jpegload_buffer");
+		g_free(jpg);
+		g_object_unref(im);
+	}
+	free(out);
+}
+
+/* Every prefix of a small JPEG and PNG is refused as truncated; prefixes too short to carry
+ * the signature may instead be "not an image". */
+static void every_cut(const char *what, const unsigned char *p, size_t len, size_t sig)
+{
+	struct resize_opts o = opts_simple();
+	float *out = new_out();
+	size_t cut;
+
+	for (cut = 1; cut < len; cut++) {
+		struct err err = {0};
+
+		if (resize_buffer(&o, p, cut, out, NULL, &err) == 0)
+			fail_msg("%s cut at %zu of %zu bytes decoded", what, cut, len);
+		if (err.kind != ERR_INPUT || (strcmp(err.msg, "truncated") &&
+		                              !(cut < sig && !strcmp(err.msg, "not an image"))))
+			fail_msg("%s cut at %zu of %zu: %s \"%s\"", what, cut, len,
+			         err_kind_name(err.kind), err.msg);
+	}
+	decode_ok(what, p, len, out);
+	free(out);
+}
+
+static void test_every_truncation_point_is_truncated(void **state)
+{
+	VipsImage *small;
+	size_t len;
+	void *p;
+
+	assert_int_equal(vips_resize(base_img, &small, 0.12, NULL), 0);
+	p = encode(small, ".jpg[Q=90]", &len);
+	print_message("  every cut of a %zu-byte jpeg\n", len);
+	every_cut("jpeg", p, len, 3);
+	g_free(p);
+	p = encode(small, ".jpg[Q=90,interlace]", &len);
+	print_message("  every cut of a %zu-byte progressive jpeg\n", len);
+	every_cut("progressive jpeg", p, len, 3);
+	g_free(p);
+	p = encode(small, ".png", &len);
+	print_message("  every cut of a %zu-byte png\n", len);
+	every_cut("png", p, len, 8);
+	g_free(p);
+	g_object_unref(small);
+}
+
+/* Full-size files cut at 10%, 50%, 90%, right before the end marker and one byte short. */
+static void cuts(const char *what, const unsigned char *p, size_t len, size_t end_marker)
+{
+	size_t at[5] = {len / 10, len / 2, len * 9 / 10, len - end_marker, len - 1};
+	char name[96];
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "%s cut at %zu of %zu", what, at[i], len);
+		decode_fails(name, p, at[i], "truncated");
+	}
+}
+
+static void test_truncation_at_10_50_90_percent_and_before_end_marker(void **state)
+{
+	VipsImage *anim;
+	VipsImage *red = solid(64, 48, 255, 0, 0, -1);
+	VipsImage *blue = solid(64, 48, 0, 0, 255, -1);
+	size_t len;
+	void *p;
+
+	p = encode(base_img, ".jpg[Q=90]", &len);
+	cuts("jpeg", p, len, 2);
+	g_free(p);
+	p = encode(base_img, ".jpg[Q=90,interlace]", &len);
+	cuts("progressive jpeg", p, len, 2);
+	g_free(p);
+	p = encode(base_img, ".png", &len);
+	cuts("png", p, len, 12);
+	g_free(p);
+	p = encode(base_img, ".webp[Q=80]", &len);
+	cuts("webp", p, len, 1);
+	g_free(p);
+	p = encode(base_img, ".tif", &len);
+	cuts("tiff", p, len, 1);
+	g_free(p);
+	p = encode(base_img, ".gif", &len);
+	decode_fails("gif cut at 50%", p, len / 2, "truncated");
+	decode_fails("gif cut at 90%", p, len * 9 / 10, "truncated");
+	g_free(p);
+
+	anim = pages(red, blue);
+	p = encode(anim, ".gif", &len);
+	decode_fails("animated gif cut at 50%", p, len / 2, "truncated");
+	g_free(p);
+	g_object_unref(anim);
+	g_object_unref(red);
+	g_object_unref(blue);
+}
+
+static void test_trailing_garbage_after_eoi_is_fine(void **state)
+{
+	static const unsigned char junk[] = {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J', 'F',
+	                                     0xff, 0xd9, 0x00, 0xff, 'x',  'y',  'z'};
+	size_t len, i;
+	unsigned char *p = encode(base_img, ".jpg[Q=95]", &len);
+	unsigned char *q = malloc(len + 4096);
+	float *out = new_out();
+
+	assert_non_null(q);
+	memcpy(q, p, len);
+	for (i = 0; i < 4096; i++)
+		q[len + i] = junk[i % sizeof(junk)];
+	decode_ok("jpeg + junk", q, len + 4096, out);
+	assert_upright("jpeg + 4 KiB junk", out);
+	free(q);
+	free(out);
+	g_free(p);
+}
+
+static void test_formats_and_depths_decode_to_the_same_picture(void **state)
+{
+	static const struct {
+		const char *what, *suffix;
+	} fmts[] = {
+	    {"progressive jpeg", ".jpg[Q=95,interlace]"},
+	    {"png", ".png"},
+	    {"palette png", ".png[palette]"},
+	    {"webp", ".webp[Q=90]"},
+	    {"lossless webp", ".webp[lossless]"},
+	    {"tiff", ".tif"},
+	    {"heif", ".avif[Q=90]"},
+	};
+	VipsImage *u16, *rgb16, *cmyk, *cmyk_bare, *hdr;
+	float *out = new_out();
+	size_t i, len;
+	void *p;
+
+	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		p = encode(base_img, fmts[i].suffix, &len);
+		decode_ok(fmts[i].what, p, len, out);
+		assert_upright(fmts[i].what, out);
+		g_free(p);
+	}
+
+	assert_int_equal(vips_cast(base_img, &u16, VIPS_FORMAT_USHORT, "shift", TRUE, NULL), 0);
+	assert_int_equal(vips_copy(u16, &rgb16, "interpretation", VIPS_INTERPRETATION_RGB16, NULL),
+	                 0);
+	p = encode(rgb16, ".png", &len);
+	assert_int_equal(((unsigned char *)p)[24], 16); /* IHDR bit depth */
+	decode_ok("16-bit png", p, len, out);
+	assert_upright("16-bit png", out);
+	g_free(p);
+
+	/* CMYK with its profile converts back closely. Without one libvips imports with its
+	 * built-in CMYK profile, the same one that made this file, so that too comes back. */
+	assert_int_equal(vips_icc_transform(base_img, &cmyk, "cmyk", NULL), 0);
+	assert_int_equal(cmyk->Type, VIPS_INTERPRETATION_CMYK);
+	p = encode(cmyk, ".jpg[Q=95]", &len);
+	decode_ok("cmyk jpeg with icc", p, len, out);
+	assert_upright("cmyk jpeg with icc", out);
+	g_free(p);
+	assert_int_equal(vips_copy(cmyk, &cmyk_bare, NULL), 0);
+	assert_true(vips_image_remove(cmyk_bare, VIPS_META_ICC_NAME));
+	p = encode(cmyk_bare, ".jpg[Q=95]", &len);
+	hdr = vips_image_new_from_buffer(p, len, "", NULL);
+	assert_non_null(hdr);
+	assert_int_equal(hdr->Type, VIPS_INTERPRETATION_CMYK);
+	assert_int_equal(vips_image_get_typeof(hdr, VIPS_META_ICC_NAME), 0);
+	g_object_unref(hdr);
+	decode_ok("cmyk jpeg without icc", p, len, out);
+	assert_upright("cmyk jpeg without icc", out);
+	g_free(p);
+
+	g_object_unref(u16);
+	g_object_unref(rgb16);
+	g_object_unref(cmyk);
+	g_object_unref(cmyk_bare);
+	free(out);
+}
+
+/* Pure sRGB red stored as Display P3 numbers (about 234,51,35) must come back as red. */
+static void test_wide_gamut_rgb_is_converted_to_srgb(void **state)
+{
+	static const char *const suffix[] = {".png", ".jpg[Q=100]"};
+	VipsImage *red = solid(40, 30, 255, 0, 0, -1);
+	VipsImage *p3, *srgb_tagged;
+	float *out = new_out();
+	size_t i, len;
+	void *p;
+
+	assert_int_equal(vips_icc_transform(red, &p3, "p3", "input_profile", "srgb", NULL), 0);
+	assert_int_equal(
+	    vips_icc_transform(red, &srgb_tagged, "srgb", "input_profile", "srgb", NULL), 0);
+	for (i = 0; i < 2; i++) {
+		p = encode(p3, suffix[i], &len);
+		decode_ok("p3", p, len, out);
+		print_message("  p3 red as %-12s -> %.1f %.1f %.1f\n", suffix[i], 255 * out[0],
+		              255 * out[NPIX], 255 * out[2 * NPIX]);
+		assert_true(out[0] > 250 / 255.0f && out[NPIX] < 12 / 255.0f &&
+		            out[2 * NPIX] < 12 / 255.0f);
+		g_free(p);
+
+		p = encode(srgb_tagged, suffix[i], &len);
+		decode_ok("srgb-tagged", p, len, out);
+		assert_true(out[0] > 250 / 255.0f && out[NPIX] < 5 / 255.0f &&
+		            out[2 * NPIX] < 5 / 255.0f);
+		g_free(p);
+	}
+	g_object_unref(red);
+	g_object_unref(p3);
+	g_object_unref(srgb_tagged);
+	free(out);
+}
+
+static void test_grayscale_gives_equal_channels(void **state)
+{
+	VipsImage *bw, *g16, *ga;
+	double a = 200;
+	float *out = new_out();
+	size_t len;
+	void *p;
+
+	assert_int_equal(vips_colourspace(base_img, &bw, VIPS_INTERPRETATION_B_W, NULL), 0);
+	p = encode(bw, ".jpg", &len);
+	decode_ok("grey jpeg", p, len, out);
+	assert_gray("grey jpeg", out);
+	g_free(p);
+
+	assert_int_equal(vips_colourspace(base_img, &g16, VIPS_INTERPRETATION_GREY16, NULL), 0);
+	p = encode(g16, ".png", &len);
+	assert_int_equal(((unsigned char *)p)[24], 16);
+	decode_ok("16-bit grey png", p, len, out);
+	assert_gray("16-bit grey png", out);
+	assert_sane("16-bit grey png", out);
+	g_free(p);
+
+	assert_int_equal(vips_bandjoin_const(bw, &ga, &a, 1, NULL), 0);
+	p = encode(ga, ".png", &len);
+	decode_ok("grey + alpha png", p, len, out);
+	assert_gray("grey + alpha png", out);
+	g_free(p);
+
+	g_object_unref(bw);
+	g_object_unref(g16);
+	g_object_unref(ga);
+	free(out);
+}
+
+/* Fully transparent becomes white, half transparent black becomes mid grey, for PNG and
+ * lossless WebP. */
+static void test_alpha_is_flattened_onto_white(void **state)
+{
+	static const char *const suffix[] = {".png", ".webp[lossless]"};
+	VipsImage *clear = solid(40, 30, 255, 0, 0, 0);
+	VipsImage *half = solid(40, 30, 0, 0, 0, 128);
+	float *out = new_out();
+	size_t i, len;
+	void *p;
+
+	for (i = 0; i < 2; i++) {
+		p = encode(clear, suffix[i], &len);
+		decode_ok(suffix[i], p, len, out);
+		assert_solid("transparent red", out, 1.0f, 1.0f, 1.0f);
+		g_free(p);
+
+		/* 255 * (1 - 128/255) = 127 */
+		p = encode(half, suffix[i], &len);
+		decode_ok(suffix[i], p, len, out);
+		assert_solid("half transparent black", out, 127 / 255.0f, 127 / 255.0f,
+		             127 / 255.0f);
+		g_free(p);
+	}
+	g_object_unref(clear);
+	g_object_unref(half);
+	free(out);
+}
+
+/* Red first page, blue second: the output must be red. */
+static void test_multi_page_inputs_use_the_first_page(void **state)
+{
+	static const char *const suffix[] = {".gif", ".webp[lossless]", ".tif"};
+	VipsImage *red = solid(64, 48, 255, 0, 0, -1);
+	VipsImage *blue = solid(64, 48, 0, 0, 255, -1);
+	VipsImage *two = pages(red, blue);
+	struct resize_opts o = opts_simple();
+	float *out = new_out();
+	size_t i, len;
+
+	for (i = 0; i < 3; i++) {
+		struct resize_info info;
+		struct err err = {0};
+		void *p = encode(two, suffix[i], &len);
+
+		if (resize_buffer(&o, p, len, out, &info, &err))
+			fail_msg("%s: %s", suffix[i], err.msg);
+		print_message("  two-page %-18s %s %dx%d\n", suffix[i], info.loader, info.src_width,
+		              info.src_height);
+		assert_int_equal(info.src_width, 64);
+		assert_int_equal(info.src_height, 48);
+		assert_solid(suffix[i], out, 1.0f, 0.0f, 0.0f);
+		g_free(p);
+	}
+	g_object_unref(red);
+	g_object_unref(blue);
+	g_object_unref(two);
+	free(out);
+}
+
+static void test_untrusted_loaders_are_blocked(void **state)
+{
+	static const char svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" "
+	                          "height=\"64\"><image href=\"file:///etc/passwd\"/></svg>";
+	static const char pdf[] = "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n"
+	                          "<< /Root 1 0 R >>\n%%EOF\n";
+
+	decode_fails("svg", svg, sizeof(svg) - 1, "loader blocked: svgload_buffer (untrusted)");
+	decode_fails("pdf", pdf, sizeof(pdf) - 1, "loader blocked: pdfload_buffer (untrusted)");
+}
+
+static void test_size_limits_and_empty_inputs(void **state)
+{
+	char path[512], want[128];
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	float *out = new_out();
+	struct stat st;
+
+	shared_path(path, sizeof(path), base_rel);
+	assert_int_equal(stat(path, &st), 0);
+	o.max_bytes = (size_t)st.st_size - 1;
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
+	snprintf(want, sizeof(want), "too large: %lld bytes, limit %lld", (long long)st.st_size,
+	         (long long)st.st_size - 1);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, want);
+
+	assert_int_equal(resize_buffer(&o, "xxxxxxxx", 8, out, NULL, &err), 0 - 1);
+	assert_string_equal(err.msg, "not an image");
+	o.max_bytes = 4;
+	assert_int_equal(resize_buffer(&o, "xxxxxxxx", 8, out, NULL, &err), -1);
+	assert_string_equal(err.msg, "too large: 8 bytes, limit 4");
+	o.max_bytes = 0;
+	assert_int_equal(resize_buffer(&o, "", 0, out, NULL, &err), -1);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, "empty file");
+
+	/* A source that is exactly at the pixel limit passes; one pixel less fails. */
+	o.max_pixels = 400 * 268;
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), 0);
+	o.max_pixels = 400 * 268 - 1;
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
+	assert_string_equal(err.msg, "too many pixels: 400x268, limit 107199");
+
+	assert_int_equal(resize_file(&o, tmpdir, out, NULL, &err), -1);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, "not a regular file");
+	tmp_path(path, sizeof(path), "does-not-exist.jpg");
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, "open failed: No such file or directory");
+	free(out);
+}
+
+/* The base photo as PNG with the start of its first IDAT's zlib stream scrambled and the
+ * CRC made right again, so that only the decoder can object. */
+static unsigned char *corrupt_png(size_t *len)
+{
+	unsigned char *p = encode(base_img, ".png", len);
+	size_t at = 8, n, i;
+
+	for (;;) {
+		n = (size_t)p[at] << 24 | (size_t)p[at + 1] << 16 | (size_t)p[at + 2] << 8 |
+		    p[at + 3];
+		if (!memcmp(p + at + 4, "IDAT", 4))
+			break;
+		at += 12 + n;
+		assert_true(at + 12 < *len);
+	}
+	assert_true(n > 200);
+	for (i = 0; i < 64; i++)
+		p[at + 8 + 100 + i] ^= 0x5a;
+	put_be32(p + at + 8 + n, crc32_png(p + at + 4, n + 4));
+	return p;
+}
+
+static void test_corrupt_data_reports_the_decoder_message(void **state)
+{
+	size_t len;
+	unsigned char *p = corrupt_png(&len);
+
+	decode_fails("png with corrupt zlib data", p, len, "decode failed: vipspng: ");
+	g_free(p);
+}
+
+/* A solid colour comes out as exactly the formula's value in every mode. */
+static void test_normalisation_exact_on_solid_colour(void **state)
+{
+	static const int rgb[3] = {200, 100, 50};
+	static const double in_mean[3] = {0.485, 0.456, 0.406};
+	static const double in_std[3] = {0.229, 0.224, 0.225};
+	VipsImage *im = solid(50, 40, rgb[0], rgb[1], rgb[2], -1);
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	float *out = new_out();
+	float want[3];
+	size_t len;
+	void *p = encode(im, ".png", &len);
+	int c;
+
+	assert_int_equal(resize_buffer(&o, p, len, out, NULL, &err), 0);
+	for (c = 0; c < 3; c++)
+		want[c] = (float)(rgb[c] / 255.0);
+	assert_solid("simple", out, want[0], want[1], want[2]);
+
+	o.norm = RESIZE_NORM_IMAGENET;
+	assert_int_equal(resize_buffer(&o, p, len, out, NULL, &err), 0);
+	for (c = 0; c < 3; c++)
+		want[c] = (float)((rgb[c] / 255.0 - in_mean[c]) / in_std[c]);
+	assert_solid("imagenet", out, want[0], want[1], want[2]);
+	assert_float_equal(out[0], 1.30705, 1e-4); /* (200/255 - 0.485) / 0.229 */
+
+	o.norm = RESIZE_NORM_CUSTOM;
+	for (c = 0; c < 3; c++) {
+		o.mean[c] = 128.0f;
+		o.std[c] = 128.0f;
+	}
+	assert_int_equal(resize_buffer(&o, p, len, out, NULL, &err), 0);
+	assert_solid("custom 128/128", out, 0.5625f, -0.21875f, -0.609375f);
+
+	g_free(p);
+	g_object_unref(im);
+	free(out);
+}
+
+static void test_bad_options_are_fatal(void **state)
+{
+	struct resize_opts o = opts_simple();
+	struct err err = {0};
+	float *out = new_out();
+
+	o.width = 0;
+	assert_int_equal(resize_buffer(&o, "x", 1, out, NULL, &err), -1);
+	assert_int_equal(err.kind, ERR_FATAL);
+	o = opts_simple();
+	o.norm = RESIZE_NORM_CUSTOM;
+	o.std[0] = o.std[1] = o.std[2] = 0.0f;
+	assert_int_equal(resize_buffer(&o, "x", 1, out, NULL, &err), -1);
+	assert_int_equal(err.kind, ERR_FATAL);
+	free(out);
+}
+
+/* Random damage to small files of each format: every outcome is a picture or a bad-input
+ * failure with a reason, never a crash, a hang or another error class. */
+static void test_random_damage_gives_a_picture_or_a_reason(void **state)
+{
+	static const char *const suffix[] = {
+	    ".jpg", ".jpg[interlace]", ".png", ".webp", ".gif", ".tif", ".avif"};
+	struct resize_opts o = opts_simple();
+	float *out = new_out();
+	VipsImage *small;
+	uint32_t seed = 12345;
+	size_t f;
+	int n_ok = 0, n_fail = 0;
+
+	assert_int_equal(vips_resize(base_img, &small, 0.16, NULL), 0);
+	for (f = 0; f < sizeof(suffix) / sizeof(suffix[0]); f++) {
+		size_t len;
+		unsigned char *p = encode(small, suffix[f], &len);
+		unsigned char *q = malloc(len);
+		int round;
+
+		assert_non_null(q);
+		for (round = 0; round < 80; round++) {
+			struct err err = {0};
+			size_t n = len, k, flips;
+
+			memcpy(q, p, len);
+			seed = seed * 1103515245u + 12345u;
+			flips = 1 + (seed >> 16) % 8;
+			for (k = 0; k < flips; k++) {
+				seed = seed * 1103515245u + 12345u;
+				q[(seed >> 8) % len] ^= (unsigned char)(1 + (seed >> 24) % 255);
+			}
+			if (round % 4 == 3)
+				n = 1 + (seed >> 4) % (len - 1);
+			if (resize_buffer(&o, q, n, out, NULL, &err) == 0) {
+				assert_sane(suffix[f], out);
+				n_ok++;
+				continue;
+			}
+			n_fail++;
+			if (err.kind != ERR_INPUT || !err.msg[0])
+				fail_msg("%s round %d: %s \"%s\"", suffix[f], round,
+				         err_kind_name(err.kind), err.msg);
+		}
+		free(q);
+		g_free(p);
+	}
+	print_message("  damaged files: %d decoded, %d refused\n", n_ok, n_fail);
+	g_object_unref(small);
+	free(out);
+}
+
+/* Several threads decode a mix of good and bad items at once; each result must be exactly
+ * what the item gives alone, pixels and reason. */
+#define N_ITEMS   8
+#define N_THREADS 4
+
+struct item {
+	const char *what;
+	void *buf;
+	size_t len;
+	int rc;
+	char msg[ERR_MSG_MAX];
+	float *out;
+};
+
+static struct item items[N_ITEMS];
+static int thread_mismatches;
+static pthread_mutex_t mismatch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *worker(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	struct resize_opts o = opts_simple();
+	float *out = calloc(NOUT, sizeof(float));
+	int round, k;
+
+	for (round = 0; out && round < 3; round++)
+		for (k = 0; k < N_ITEMS; k++) {
+			struct item *it = &items[(k + id * 3 + round) % N_ITEMS];
+			struct err err = {0};
+			int rc = resize_buffer(&o, it->buf, it->len, out, NULL, &err);
+			int bad = rc != it->rc || (rc && strcmp(err.msg, it->msg)) ||
+			          (!rc && memcmp(out, it->out, NOUT * sizeof(float)));
+
+			if (bad) {
+				pthread_mutex_lock(&mismatch_lock);
+				thread_mismatches++;
+				fprintf(stderr, "thread %d, %s: rc %d \"%s\", alone rc %d \"%s\"\n",
+				        id, it->what, rc, err.msg, it->rc, it->msg);
+				pthread_mutex_unlock(&mismatch_lock);
+			}
+		}
+	free(out);
+	return NULL;
+}
+
+static void set_item(int i, const char *what, void *buf, size_t len)
+{
+	items[i].what = what;
+	items[i].buf = buf;
+	items[i].len = len;
+}
+
+static void test_concurrent_calls_match_serial_results(void **state)
+{
+	static const char svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+	VipsImage *alpha = solid(40, 30, 0, 0, 0, 0);
+	VipsImage *o6 = unorient(base_img, 6);
+	pthread_t th[N_THREADS];
+	size_t len;
+	void *p;
+	int i;
+
+	p = encode(base_img, ".jpg", &len);
+	set_item(0, "jpeg", p, len);
+	p = encode(o6, ".jpg", &len);
+	set_item(1, "orientation 6", p, len);
+	p = corrupt_png(&len);
+	set_item(2, "corrupt png", p, len);
+	p = encode(base_img, ".jpg", &len);
+	set_item(3, "cut jpeg", p, len / 2);
+	p = encode(base_img, ".gif", &len);
+	set_item(4, "cut gif", p, len / 2);
+	set_item(5, "svg", g_strdup(svg), sizeof(svg) - 1);
+	set_item(6, "text", g_strdup("hello, this is text"), 19);
+	p = encode(alpha, ".png", &len);
+	set_item(7, "alpha png", p, len);
+
+	for (i = 0; i < N_ITEMS; i++) {
+		struct resize_opts o = opts_simple();
+		struct err err = {0};
+
+		items[i].out = new_out();
+		items[i].rc =
+		    resize_buffer(&o, items[i].buf, items[i].len, items[i].out, NULL, &err);
+		snprintf(items[i].msg, sizeof(items[i].msg), "%s", err.msg);
+		print_message("  alone: %-14s %s\n", items[i].what,
+		              items[i].rc ? items[i].msg : "ok");
+	}
+	assert_string_equal(items[4].msg, "truncated");
+
+	for (i = 0; i < N_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i), 0);
+	for (i = 0; i < N_THREADS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(thread_mismatches, 0);
+
+	for (i = 0; i < N_ITEMS; i++) {
+		g_free(items[i].buf);
+		free(items[i].out);
+	}
+	g_object_unref(alpha);
+	g_object_unref(o6);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bomb_headers_refused_fast_with_flat_memory),
+	    cmocka_unit_test(test_hostile_images_match_expected_csv),
+	    cmocka_unit_test(test_exif_orientations_1_to_8_come_out_upright),
+	    cmocka_unit_test(test_every_truncation_point_is_truncated),
+	    cmocka_unit_test(test_truncation_at_10_50_90_percent_and_before_end_marker),
+	    cmocka_unit_test(test_trailing_garbage_after_eoi_is_fine),
+	    cmocka_unit_test(test_formats_and_depths_decode_to_the_same_picture),
+	    cmocka_unit_test(test_wide_gamut_rgb_is_converted_to_srgb),
+	    cmocka_unit_test(test_grayscale_gives_equal_channels),
+	    cmocka_unit_test(test_alpha_is_flattened_onto_white),
+	    cmocka_unit_test(test_multi_page_inputs_use_the_first_page),
+	    cmocka_unit_test(test_untrusted_loaders_are_blocked),
+	    cmocka_unit_test(test_size_limits_and_empty_inputs),
+	    cmocka_unit_test(test_corrupt_data_reports_the_decoder_message),
+	    cmocka_unit_test(test_normalisation_exact_on_solid_colour),
+	    cmocka_unit_test(test_bad_options_are_fatal),
+	    cmocka_unit_test(test_random_damage_gives_a_picture_or_a_reason),
+	    cmocka_unit_test(test_concurrent_calls_match_serial_results),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
