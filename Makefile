@@ -47,6 +47,8 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all check unit demo bench clean format format-check deps
+# keep test objects: they are intermediate files of the test binaries' rules
+.SECONDARY:
 all: bin/pipeline-run
 
 deps:

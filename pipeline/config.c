@@ -93,7 +93,7 @@ static const struct key_def pipeline_keys[] = {
 	 "run convolutions in channels-last layout (faster on CPU)", 0},
 	{"grouping.threshold", T_DOUBLE_AUTO, F(config, threshold), "auto", -1, 1, NULL,
 	 "cosine similarity to join a group; auto = the active model's tuned value", 0},
-	{"grouping.default_threshold", T_DOUBLE, F(config, default_threshold), "0.5", -1, 1,
+	{"grouping.default_threshold", T_DOUBLE, F(config, default_threshold), "0.45", -1, 1,
 	 NULL, "threshold when neither the config nor the model record has one", 0},
 	{"grouping.linkage", T_ENUM, F(config, linkage), "average", 0, 0, linkages,
 	 "agglomerative linkage: average, single or complete", 0},

@@ -526,9 +526,6 @@ static int open_model(struct run *r, struct err *err)
 	if (!r->model)
 		return -1;
 	r->dim = model_dim(r->model);
-	if (!model_has_head(r->model))
-		log_info("embed", "weights carry no embedding head: using pooled backbone "
-			 "features", "dim=%d", r->dim);
 	return 0;
 }
 
