@@ -35,9 +35,9 @@ static const struct {
 	enum st_dtype dtype;
 	size_t size;
 } st_dtypes[] = {
-	{"F32", ST_F32, 4}, {"F16", ST_F16, 2}, {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
-	{"I64", ST_I64, 8}, {"I32", ST_I32, 4}, {"I16", ST_I16, 2},   {"I8", ST_I8, 1},
-	{"U8", ST_U8, 1},   {"BOOL", ST_BOOL, 1},
+    {"F32", ST_F32, 4}, {"F16", ST_F16, 2},   {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
+    {"I64", ST_I64, 8}, {"I32", ST_I32, 4},   {"I16", ST_I16, 2},   {"I8", ST_I8, 1},
+    {"U8", ST_U8, 1},   {"BOOL", ST_BOOL, 1},
 };
 
 #define ST_NDTYPES (sizeof(st_dtypes) / sizeof(st_dtypes[0]))
@@ -89,8 +89,8 @@ static int json_uint(const cJSON *item, uint64_t *v)
 	return 0;
 }
 
-static int parse_shape(const char *path, const char *name, const cJSON *shape,
-		       struct st_tensor *t, struct err *err)
+static int parse_shape(const char *path, const char *name, const cJSON *shape, struct st_tensor *t,
+                       struct err *err)
 {
 	const cJSON *dim;
 	int64_t numel = 1;
@@ -99,7 +99,7 @@ static int parse_shape(const char *path, const char *name, const cJSON *shape,
 		return err_set(err, ERR_INPUT, "%s: tensor %s: shape is not an array", path, name);
 	if (cJSON_GetArraySize(shape) > ST_MAX_DIMS)
 		return err_set(err, ERR_INPUT, "%s: tensor %s: %d dims, at most %d supported", path,
-			       name, cJSON_GetArraySize(shape), ST_MAX_DIMS);
+		               name, cJSON_GetArraySize(shape), ST_MAX_DIMS);
 	t->ndim = 0;
 	cJSON_ArrayForEach(dim, shape)
 	{
@@ -107,12 +107,12 @@ static int parse_shape(const char *path, const char *name, const cJSON *shape,
 
 		if (json_uint(dim, &v) < 0)
 			return err_set(err, ERR_INPUT,
-				       "%s: tensor %s: shape holds something other than a "
-				       "non-negative integer",
-				       path, name);
+			               "%s: tensor %s: shape holds something other than a "
+			               "non-negative integer",
+			               path, name);
 		if (v != 0 && (uint64_t)numel > (uint64_t)INT64_MAX / v)
 			return err_set(err, ERR_INPUT, "%s: tensor %s: element count overflows",
-				       path, name);
+			               path, name);
 		numel *= (int64_t)v;
 		t->shape[t->ndim++] = (int64_t)v;
 	}
@@ -122,7 +122,7 @@ static int parse_shape(const char *path, const char *name, const cJSON *shape,
 
 /* Fill T from one header entry; DATA is the start of the data area. */
 static int parse_entry(const char *path, const cJSON *e, const unsigned char *data,
-		       uint64_t data_len, struct st_tensor *t, struct err *err)
+                       uint64_t data_len, struct st_tensor *t, struct err *err)
 {
 	const char *name = e->string;
 	const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
@@ -136,31 +136,31 @@ static int parse_entry(const char *path, const cJSON *e, const unsigned char *da
 		return err_set(err, ERR_INPUT, "%s: tensor %s: dtype missing", path, name);
 	if (dtype_parse(dtype->valuestring, &t->dtype) < 0)
 		return err_set(err, ERR_INPUT, "%s: tensor %s: dtype %.32s not supported", path,
-			       name, dtype->valuestring);
+		               name, dtype->valuestring);
 	if (parse_shape(path, name, cJSON_GetObjectItemCaseSensitive(e, "shape"), t, err) < 0)
 		return -1;
 	if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
 	    json_uint(cJSON_GetArrayItem(offs, 0), &begin) < 0 ||
 	    json_uint(cJSON_GetArrayItem(offs, 1), &end) < 0)
 		return err_set(err, ERR_INPUT,
-			       "%s: tensor %s: data_offsets is not a pair of non-negative integers",
-			       path, name);
+		               "%s: tensor %s: data_offsets is not a pair of non-negative integers",
+		               path, name);
 	if (begin > end || end > data_len)
 		return err_set(err, ERR_INPUT,
-			       "%s: tensor %s: data_offsets [%llu, %llu] outside the data area "
-			       "(%llu bytes)",
-			       path, name, (unsigned long long)begin, (unsigned long long)end,
-			       (unsigned long long)data_len);
+		               "%s: tensor %s: data_offsets [%llu, %llu] outside the data area "
+		               "(%llu bytes)",
+		               path, name, (unsigned long long)begin, (unsigned long long)end,
+		               (unsigned long long)data_len);
 	esize = dtype_size(t->dtype);
 	if ((uint64_t)t->numel > UINT64_MAX / esize)
 		return err_set(err, ERR_INPUT, "%s: tensor %s: byte count overflows", path, name);
 	if ((uint64_t)t->numel * esize != end - begin)
 		return err_set(err, ERR_INPUT,
-			       "%s: tensor %s: %lld elements of %s need %llu bytes, data_offsets "
-			       "give %llu",
-			       path, name, (long long)t->numel, dtype->valuestring,
-			       (unsigned long long)((uint64_t)t->numel * esize),
-			       (unsigned long long)(end - begin));
+		               "%s: tensor %s: %lld elements of %s need %llu bytes, data_offsets "
+		               "give %llu",
+		               path, name, (long long)t->numel, dtype->valuestring,
+		               (unsigned long long)((uint64_t)t->numel * esize),
+		               (unsigned long long)(end - begin));
 	t->name = strdup(name);
 	if (!t->name)
 		return err_set(err, ERR_FATAL, "%s: out of memory", path);
@@ -207,7 +207,7 @@ static int check_layout(const char *path, struct safetensors *st, struct err *er
 	for (i = 1; i < st->count; i++) {
 		if (!strcmp(idx[i - 1]->name, idx[i]->name)) {
 			err_set(err, ERR_INPUT, "%s: tensor %s appears twice in the header", path,
-				idx[i]->name);
+			        idx[i]->name);
 			goto out;
 		}
 	}
@@ -220,7 +220,7 @@ static int check_layout(const char *path, struct safetensors *st, struct err *er
 			continue;
 		if (prev && start < (const unsigned char *)prev->data + prev->nbytes) {
 			err_set(err, ERR_INPUT, "%s: tensors %s and %s overlap", path, prev->name,
-				idx[i]->name);
+			        idx[i]->name);
 			goto out;
 		}
 		prev = idx[i];
@@ -232,7 +232,7 @@ out:
 }
 
 static int parse_metadata(const char *path, const cJSON *meta, struct safetensors *st,
-			  struct err *err)
+                          struct err *err)
 {
 	const cJSON *kv;
 
@@ -242,7 +242,7 @@ static int parse_metadata(const char *path, const cJSON *meta, struct safetensor
 	{
 		if (!cJSON_IsString(kv))
 			return err_set(err, ERR_INPUT, "%s: __metadata__ value %s is not a string",
-				       path, kv->string);
+			               path, kv->string);
 	}
 	st->metadata_json = cJSON_PrintUnformatted(meta);
 	if (!st->metadata_json)
@@ -251,8 +251,7 @@ static int parse_metadata(const char *path, const cJSON *meta, struct safetensor
 }
 
 /* Parse the JSON header and every entry in it. */
-static int parse_header(const char *path, struct safetensors *st, uint64_t hlen,
-			struct err *err)
+static int parse_header(const char *path, struct safetensors *st, uint64_t hlen, struct err *err)
 {
 	const char *json = (const char *)st->map + 8;
 	const unsigned char *data = (const unsigned char *)st->map + 8 + hlen;
@@ -265,8 +264,9 @@ static int parse_header(const char *path, struct safetensors *st, uint64_t hlen,
 
 	root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &end, 0);
 	if (!root) {
-		err_set(err, ERR_INPUT, "%s: header is not valid JSON (error near byte %td of %llu)",
-			path, end ? end - json : (ptrdiff_t)0, (unsigned long long)hlen);
+		err_set(err, ERR_INPUT,
+		        "%s: header is not valid JSON (error near byte %td of %llu)", path,
+		        end ? end - json : (ptrdiff_t)0, (unsigned long long)hlen);
 		goto out;
 	}
 	if (!cJSON_IsObject(root)) {
@@ -340,8 +340,8 @@ int safetensors_open(const char *path, struct safetensors **out, struct err *err
 	}
 	if (sb.st_size < 8) {
 		err_set(err, ERR_INPUT,
-			"%s: truncated: file has %lld bytes, the header length alone needs 8", path,
-			(long long)sb.st_size);
+		        "%s: truncated: file has %lld bytes, the header length alone needs 8", path,
+		        (long long)sb.st_size);
 		goto out;
 	}
 
@@ -363,12 +363,12 @@ int safetensors_open(const char *path, struct safetensors **out, struct err *err
 	memcpy(&hlen, st->map, sizeof(hlen));
 	if (hlen > ST_HEADER_MAX) {
 		err_set(err, ERR_INPUT, "%s: header length %llu is over the %u byte bound", path,
-			(unsigned long long)hlen, ST_HEADER_MAX);
+		        (unsigned long long)hlen, ST_HEADER_MAX);
 		goto out;
 	}
 	if (hlen > st->map_len - 8) {
 		err_set(err, ERR_INPUT, "%s: truncated: header says %llu bytes, file has %zu", path,
-			(unsigned long long)hlen, st->map_len - 8);
+		        (unsigned long long)hlen, st->map_len - 8);
 		goto out;
 	}
 	if (parse_header(path, st, hlen, err) < 0)
@@ -423,7 +423,7 @@ int safetensors_to_f32(const struct st_tensor *t, float *dst, size_t cap, struct
 
 	if (n > cap)
 		return err_set(err, ERR_INPUT, "tensor %s: %zu elements do not fit in %zu", t->name,
-			       n, cap);
+		               n, cap);
 	switch (t->dtype) {
 	case ST_F32:
 		memcpy(dst, src, n * sizeof(float));
@@ -456,7 +456,7 @@ int safetensors_to_f32(const struct st_tensor *t, float *dst, size_t cap, struct
 		break;
 	default:
 		return err_set(err, ERR_INPUT, "tensor %s: dtype %s cannot be converted to float32",
-			       t->name, safetensors_dtype_name(t->dtype));
+		               t->name, safetensors_dtype_name(t->dtype));
 	}
 	return 0;
 }
@@ -527,7 +527,7 @@ static int64_t write_numel(const struct st_write_tensor *t, struct err *err)
 
 	if (!t->name || !*t->name || !strcmp(t->name, "__metadata__")) {
 		err_set(err, ERR_INPUT, "safetensors write: tensor name %s is not allowed",
-			t->name ? t->name : "(null)");
+		        t->name ? t->name : "(null)");
 		return -1;
 	}
 	if (t->ndim < 0 || t->ndim > ST_MAX_DIMS) {
@@ -562,11 +562,11 @@ static int add_metadata(cJSON *root, const char *const *meta, size_t nmeta, stru
 		const char *k = meta[2 * i], *v = meta[2 * i + 1];
 
 		if (!k || !v)
-			return err_set(err, ERR_INPUT, "safetensors write: metadata pair %zu is NULL",
-				       i);
+			return err_set(err, ERR_INPUT,
+			               "safetensors write: metadata pair %zu is NULL", i);
 		if (cJSON_GetObjectItemCaseSensitive(obj, k))
 			return err_set(err, ERR_INPUT, "safetensors write: metadata key %s twice",
-				       k);
+			               k);
 		if (!cJSON_AddStringToObject(obj, k, v))
 			return err_set(err, ERR_FATAL, "safetensors write: out of memory");
 	}
@@ -576,7 +576,7 @@ static int add_metadata(cJSON *root, const char *const *meta, size_t nmeta, stru
 /* Header JSON for the tensors in IDX order (all float32, so every offset is
  * 4-aligned), padded with spaces so that the data area starts 8-aligned. */
 static char *build_header(const struct st_write_tensor *const *idx, size_t n,
-			  const char *const *meta, size_t nmeta, size_t *len, struct err *err)
+                          const char *const *meta, size_t nmeta, size_t *len, struct err *err)
 {
 	cJSON *root = cJSON_CreateObject();
 	char *json = NULL, *padded = NULL;
@@ -647,7 +647,7 @@ static void sync_parent_dir(const char *path)
 }
 
 int safetensors_write(const char *path, const struct st_write_tensor *t, size_t n,
-		      const char *const *meta, size_t nmeta, struct err *err)
+                      const char *const *meta, size_t nmeta, struct err *err)
 {
 	const struct st_write_tensor **idx = NULL;
 	char *header = NULL, *tmp = NULL;
@@ -677,7 +677,7 @@ int safetensors_write(const char *path, const struct st_write_tensor *t, size_t 
 	for (i = 1; i < n; i++) {
 		if (!strcmp(idx[i - 1]->name, idx[i]->name)) {
 			err_set(err, ERR_INPUT, "safetensors write: tensor %s given twice",
-				idx[i]->name);
+			        idx[i]->name);
 			goto out;
 		}
 	}

@@ -57,9 +57,10 @@ static int group_teardown(void **state)
 	return rmdir(tmpdir);
 }
 
-/* Write a file made of a header length field LEN_FIELD, JSON and DATA_LEN zero
- * bytes of data. */
-static void write_raw(const char *file, uint64_t len_field, const char *json, size_t data_len)
+/* Write a file made of a header length field LEN_FIELD, JSON and DATA_LEN
+ * bytes of data: DATA, or zeros when DATA is NULL. */
+static void write_raw(const char *file, uint64_t len_field, const char *json, const void *data,
+                      size_t data_len)
 {
 	char path[512];
 	FILE *f;
@@ -71,14 +72,14 @@ static void write_raw(const char *file, uint64_t len_field, const char *json, si
 	assert_int_equal(fwrite(&len_field, 8, 1, f), 1);
 	assert_int_equal(fwrite(json, 1, strlen(json), f), strlen(json));
 	for (i = 0; i < data_len; i++)
-		fputc(0, f);
+		fputc(data ? ((const unsigned char *)data)[i] : 0, f);
 	assert_int_equal(fclose(f), 0);
 }
 
-/* Write JSON with a correct length field and DATA_LEN bytes of data. */
+/* Write JSON with a correct length field and DATA_LEN zero bytes of data. */
 static void write_st_json(const char *file, const char *json, size_t data_len)
 {
-	write_raw(file, strlen(json), json, data_len);
+	write_raw(file, strlen(json), json, NULL, data_len);
 }
 
 /* Open FILE from the temp dir, expect ERR_INPUT with NEEDLE in the message. */
@@ -243,6 +244,42 @@ static void test_f16_copy_converts_within_half_precision(void **state)
 	safetensors_close(b);
 }
 
+/* Half, bfloat16 and double values with known float32 equivalents, the
+ * half subnormal, infinity and negative zero included. */
+static void test_f16_bf16_f64_convert_exactly(void **state)
+{
+	const uint16_t f16[6] = {0x3c00, 0xc000, 0x0001, 0x7c00, 0x8000, 0x7bff};
+	const float f16_want[6] = {1.0f, -2.0f, 0x1p-24f, INFINITY, -0.0f, 65504.0f};
+	const uint16_t bf16[2] = {0x3f80, 0xc040};
+	const double f64[2] = {0.1, -1e300};
+	const char *json = "{\"h\":{\"dtype\":\"F16\",\"shape\":[6],\"data_offsets\":[0,12]},"
+	                   "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[12,16]},"
+	                   "\"d\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[16,32]}}";
+	unsigned char data[12 + 4 + 16];
+	struct safetensors *st = NULL;
+	struct err err = {0};
+	char path[512];
+	float got[6];
+	int i;
+
+	memcpy(data, f16, 12);
+	memcpy(data + 12, bf16, 4);
+	memcpy(data + 16, f64, 16);
+	write_raw("dtypes.safetensors", strlen(json), json, data, sizeof(data));
+	tmp_path(path, sizeof(path), "dtypes.safetensors");
+	assert_int_equal(safetensors_open(path, &st, &err), 0);
+
+	assert_int_equal(safetensors_to_f32(safetensors_find(st, "h"), got, 6, &err), 0);
+	for (i = 0; i < 6; i++)
+		assert_memory_equal(&got[i], &f16_want[i], sizeof(float));
+	assert_int_equal(safetensors_to_f32(safetensors_find(st, "b"), got, 2, &err), 0);
+	assert_true(got[0] == 1.0f && got[1] == -3.0f);
+	assert_int_equal(safetensors_to_f32(safetensors_find(st, "d"), got, 2, &err), 0);
+	assert_true(got[0] == (float)0.1);
+	assert_true(isinf(got[1]) && got[1] < 0);
+	safetensors_close(st);
+}
+
 static void test_truncated_copy_in_header_is_input_error(void **state)
 {
 	char src[512], dst[512];
@@ -261,7 +298,8 @@ static void test_truncated_copy_in_header_is_input_error(void **state)
 	assert_int_equal(fwrite(buf, 1, got, out), got);
 	fclose(in);
 	assert_int_equal(fclose(out), 0);
-	expect_open_error("cut-header.safetensors", "truncated: header says 28640 bytes, file has 992");
+	expect_open_error("cut-header.safetensors",
+	                  "truncated: header says 28640 bytes, file has 992");
 }
 
 static void test_truncated_copy_in_data_is_input_error(void **state)
@@ -288,7 +326,7 @@ static void test_truncated_copy_in_data_is_input_error(void **state)
 
 static void test_header_length_past_eof_is_input_error(void **state)
 {
-	write_raw("past-eof.safetensors", 1234, "{}", 97);
+	write_raw("past-eof.safetensors", 1234, "{}", NULL, 97);
 	expect_open_error("past-eof.safetensors", "truncated: header says 1234 bytes, file has 99");
 }
 
@@ -307,7 +345,7 @@ static void test_file_shorter_than_length_field_is_input_error(void **state)
 
 static void test_huge_header_length_is_refused_before_reading(void **state)
 {
-	write_raw("huge.safetensors", (uint64_t)1 << 40, "{}", 0);
+	write_raw("huge.safetensors", (uint64_t)1 << 40, "{}", NULL, 0);
 	expect_open_error("huge.safetensors", "over the");
 }
 
@@ -323,52 +361,52 @@ static void test_bad_json_is_input_error(void **state)
 
 static void test_unsupported_dtype_is_named(void **state)
 {
-	write_st_json("q4.safetensors", "{\"w\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,1]}}",
-		      1);
+	write_st_json("q4.safetensors",
+	              "{\"w\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,1]}}", 1);
 	expect_open_error("q4.safetensors", "tensor w: dtype Q4 not supported");
 }
 
 static void test_offsets_out_of_range_are_input_error(void **state)
 {
 	write_st_json("offs.safetensors",
-		      "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 16);
+	              "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 16);
 	expect_open_error("offs.safetensors",
-			  "tensor w: data_offsets [8, 24] outside the data area (16 bytes)");
+	                  "tensor w: data_offsets [8, 24] outside the data area (16 bytes)");
 	write_st_json("reversed.safetensors",
-		      "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 16);
+	              "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 16);
 	expect_open_error("reversed.safetensors", "outside the data area");
 	write_st_json("negative.safetensors",
-		      "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 16);
+	              "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 16);
 	expect_open_error("negative.safetensors", "not a pair of non-negative integers");
 }
 
 static void test_shape_and_byte_count_mismatch_is_input_error(void **state)
 {
 	write_st_json("mismatch.safetensors",
-		      "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 12);
+	              "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 12);
 	expect_open_error("mismatch.safetensors",
-			  "tensor w: 4 elements of F32 need 16 bytes, data_offsets give 12");
+	                  "tensor w: 4 elements of F32 need 16 bytes, data_offsets give 12");
 	write_st_json("fracdim.safetensors",
-		      "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4);
+	              "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4);
 	expect_open_error("fracdim.safetensors", "non-negative integer");
 	write_st_json("overflow.safetensors",
-		      "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
-		      "\"data_offsets\":[0,4]}}",
-		      4);
+	              "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+	              "\"data_offsets\":[0,4]}}",
+	              4);
 	expect_open_error("overflow.safetensors", "overflows");
 }
 
 static void test_overlapping_and_duplicate_tensors_are_input_error(void **state)
 {
 	write_st_json("overlap.safetensors",
-		      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-		      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-		      12);
+	              "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+	              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+	              12);
 	expect_open_error("overlap.safetensors", "tensors a and b overlap");
 	write_st_json("dup.safetensors",
-		      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-		      "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-		      8);
+	              "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+	              "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+	              8);
 	expect_open_error("dup.safetensors", "tensor a appears twice");
 }
 
@@ -389,10 +427,10 @@ static void test_write_then_read_round_trips_values_order_and_metadata(void **st
 	const float b[1] = {42.0f};
 	float c[24];
 	const struct st_write_tensor ts[] = {
-		{"zeta.weight", 2, {2, 3}, a},
-		{"alpha", 0, {0}, b},
-		{"mid.conv.weight", 4, {2, 3, 2, 2}, c},
-		{"empty", 1, {0}, NULL},
+	    {"zeta.weight", 2, {2, 3}, a},
+	    {"alpha", 0, {0}, b},
+	    {"mid.conv.weight", 4, {2, 3, 2, 2}, c},
+	    {"empty", 1, {0}, NULL},
 	};
 	const char *meta[] = {"format", "pt", "note", "round \"trip\" test"};
 	struct safetensors *st = NULL;
@@ -472,24 +510,25 @@ static void test_write_refuses_duplicate_names_and_leaves_no_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reads_mobilenet_f32_keys_shapes_and_i64_scalars),
-		cmocka_unit_test(test_i64_scalar_is_refused_as_float),
-		cmocka_unit_test(test_too_small_buffer_is_refused),
-		cmocka_unit_test(test_f16_copy_converts_within_half_precision),
-		cmocka_unit_test(test_truncated_copy_in_header_is_input_error),
-		cmocka_unit_test(test_truncated_copy_in_data_is_input_error),
-		cmocka_unit_test(test_header_length_past_eof_is_input_error),
-		cmocka_unit_test(test_file_shorter_than_length_field_is_input_error),
-		cmocka_unit_test(test_huge_header_length_is_refused_before_reading),
-		cmocka_unit_test(test_bad_json_is_input_error),
-		cmocka_unit_test(test_unsupported_dtype_is_named),
-		cmocka_unit_test(test_offsets_out_of_range_are_input_error),
-		cmocka_unit_test(test_shape_and_byte_count_mismatch_is_input_error),
-		cmocka_unit_test(test_overlapping_and_duplicate_tensors_are_input_error),
-		cmocka_unit_test(test_metadata_must_map_strings_to_strings),
-		cmocka_unit_test(test_missing_file_is_input_error),
-		cmocka_unit_test(test_write_then_read_round_trips_values_order_and_metadata),
-		cmocka_unit_test(test_write_refuses_duplicate_names_and_leaves_no_file),
+	    cmocka_unit_test(test_reads_mobilenet_f32_keys_shapes_and_i64_scalars),
+	    cmocka_unit_test(test_i64_scalar_is_refused_as_float),
+	    cmocka_unit_test(test_too_small_buffer_is_refused),
+	    cmocka_unit_test(test_f16_copy_converts_within_half_precision),
+	    cmocka_unit_test(test_f16_bf16_f64_convert_exactly),
+	    cmocka_unit_test(test_truncated_copy_in_header_is_input_error),
+	    cmocka_unit_test(test_truncated_copy_in_data_is_input_error),
+	    cmocka_unit_test(test_header_length_past_eof_is_input_error),
+	    cmocka_unit_test(test_file_shorter_than_length_field_is_input_error),
+	    cmocka_unit_test(test_huge_header_length_is_refused_before_reading),
+	    cmocka_unit_test(test_bad_json_is_input_error),
+	    cmocka_unit_test(test_unsupported_dtype_is_named),
+	    cmocka_unit_test(test_offsets_out_of_range_are_input_error),
+	    cmocka_unit_test(test_shape_and_byte_count_mismatch_is_input_error),
+	    cmocka_unit_test(test_overlapping_and_duplicate_tensors_are_input_error),
+	    cmocka_unit_test(test_metadata_must_map_strings_to_strings),
+	    cmocka_unit_test(test_missing_file_is_input_error),
+	    cmocka_unit_test(test_write_then_read_round_trips_values_order_and_metadata),
+	    cmocka_unit_test(test_write_refuses_duplicate_names_and_leaves_no_file),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
