@@ -27,6 +27,8 @@ struct model_opts {
 	const char *device;	/* "cpu", "cuda", "cuda:N" */
 	int threads;		/* intra-op threads; 0 leaves libtorch's default */
 	int channels_last;	/* 1: run convolutions in channels-last layout */
+	int keep_bn;		/* 1: run each BatchNorm as its own op instead of folding it
+				 * into the conv before it (slower; for comparisons) */
 };
 
 struct model;
@@ -56,7 +58,9 @@ int model_features_unpooled(struct model *m, const float *in, int n, int h, int 
 			    size_t cap, struct err *err);
 
 /* Classifier logits when the weights have "classifier.*"; *NCLS receives the
- * class count. OUT holds N x CAP_CLASSES floats. */
+ * class count. OUT holds N x CAP_CLASSES floats: row i starts at
+ * OUT + i * CAP_CLASSES and its first *NCLS entries are written. The
+ * classifier always sees average-pooled features, as it was trained. */
 int model_logits(struct model *m, const float *in, int n, int h, int w, float *out,
 		 int cap_classes, int *ncls, struct err *err);
 
