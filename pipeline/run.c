@@ -646,8 +646,11 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.ropts.max_pixels = (uint64_t)cfg->max_pixels;
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
 
-	if (fetch_add_root(&r.fetch, cfg->images_root, &err) || open_model(&r, &err))
+	/* an unusable images folder or weights file is a configuration error */
+	if (fetch_add_root(&r.fetch, cfg->images_root, &err) || open_model(&r, &err)) {
+		code = RUN_USAGE;
 		goto out;
+	}
 	if (!o->dry_run && open_store(&r, &err))
 		goto out;
 	if (isnan(r.threshold))
@@ -691,7 +694,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	code = r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
 	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
-	if (code == RUN_FAILED)
+	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
 			  err.msg);
 	if (r.store && r.run_id) {
