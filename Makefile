@@ -46,7 +46,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit demo bench clean format format-check deps
+.PHONY: all check unit demo bench clean format format-check deps fuzz-event
 # keep test objects: they are intermediate files of the test binaries' rules
 .SECONDARY:
 all: bin/pipeline-run
@@ -99,13 +99,41 @@ demo: deps all
 bench: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) scripts/bench
 
-FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/integration/*.c tests/tools/*.c)
+# Fuzzing (clang + libFuzzer; never part of check). The C library objects
+# are rebuilt with clang's instrumentation in build-fuzz; a target links only
+# the objects it needs from them.
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -g -O1 -pthread -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-omit-frame-pointer $(shell pkg-config --cflags $(PKGS))
+FUZZ_LIB_OBJ := $(LIB_C)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_OBJ:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CLANG   $<")
+	$(Q)clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libfuzzlib.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_event: $(FUZZ_BUILD)/tests/fuzz/fuzz_event.o $(FUZZ_BUILD)/libfuzzlib.a
+	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(shell pkg-config --libs $(PKGS)) -lm
+
+# make fuzz-event [FUZZ_SECONDS=60]: fuzz the event parser from its seed corpus
+fuzz-event: $(FUZZ_BUILD)/fuzz_event
+	@mkdir -p $(FUZZ_BUILD)/corpus/event
+	$(Q)cp -n tests/fuzz/corpus/event/* $(FUZZ_BUILD)/corpus/event/
+	$(Q)$(FUZZ_BUILD)/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus/event
+
+FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/integration/*.c tests/tools/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-fuzz bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
