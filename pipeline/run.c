@@ -28,6 +28,7 @@
 
 #define STORE_ATTEMPTS 6
 #define GROUP_ADS_PER_TX 256
+#define UNGROUPED_ADS_MAX 100000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -353,6 +354,9 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 	for (i = 0; i < b->n; i++) {
 		const struct item *it = b->items[i];
 
+		/* durable now (or recorded as failed): the source may move past it */
+		if (!r->opts->dry_run)
+			source_ack(r->src, it);
 		r->photos_in++;
 		if (it->ok) {
 			r->embedded++;
@@ -419,9 +423,8 @@ static int job_add(struct group_job *job, const char *ad, const char *image_id,
 }
 
 /* Group every ad of JOB from its stored embeddings and write the groups. */
-static int op_group_ads(struct run *r, void *arg, struct err *err)
+static int group_ads(struct run *r, struct group_job *job, struct err *err)
 {
-	struct group_job *job = arg;
 	size_t a;
 
 	job_clear(job);
@@ -463,13 +466,57 @@ static int op_group_ads(struct run *r, void *arg, struct err *err)
 	return store_write_groups(r->store, r->run_id, r->model_id, job->rows, job->nrows, err);
 }
 
+/* Another process may be grouping the same ads (a rebalance moved their
+ * partition, or it picked them up as ungrouped): the lock orders the two. */
+static int op_group_ads(struct run *r, void *arg, struct err *err)
+{
+	struct err e2 = {0};
+	int ret;
+
+	if (store_groups_lock(r->store, 1, err))
+		return -1;
+	ret = group_ads(r, arg, err);
+	if (store_groups_lock(r->store, 0, &e2) && !ret) {
+		*err = e2;
+		ret = -1;
+	}
+	return ret;
+}
+
+/* Ads whose photos an earlier run stored but did not group (it stopped in
+ * between, after its source had moved past them) are grouped now too. */
+static int op_add_ungrouped(struct run *r, void *arg, struct err *err)
+{
+	char **ads = NULL;
+	size_t n = 0, i, added = 0;
+	int ret = 0, a;
+
+	if (store_ungrouped_ads(r->store, r->model_id, UNGROUPED_ADS_MAX, &ads, &n, err))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!ret && (a = strset_add(&r->ads, ads[i])) < 0)
+			ret = err_set(err, ERR_FATAL, "out of memory");
+		else if (!ret)
+			added += (size_t)a;
+		free(ads[i]);
+	}
+	free(ads);
+	if (added)
+		log_info("run", "ads left ungrouped by an earlier run are grouped too", "ads=%zu",
+			 added);
+	return ret;
+}
+
 static int group_touched(struct run *r, struct err *err)
 {
 	struct group_job job = {0};
 	size_t n = 0, at;
-	char **ads = strset_sorted(&r->ads, group_id_cmp, &n);
+	char **ads;
 	int ret = -1;
 
+	if (store_retry(r, op_add_ungrouped, NULL, err))
+		return -1;
+	ads = strset_sorted(&r->ads, group_id_cmp, &n);
 	if (!ads)
 		return err_set(err, ERR_FATAL, "out of memory");
 	for (at = 0; at < n; at += GROUP_ADS_PER_TX) {
@@ -627,6 +674,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	const char *status;
 	int code = RUN_FAILED;
 	char host[256] = "";
+	char user_agent[64];
 
 	r.cfg = cfg;
 	r.opts = o;
@@ -635,8 +683,10 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	pthread_mutex_init(&r.err_lock, NULL);
 	gethostname(host, sizeof(host) - 1);
 
-	if (o->date && source_window_date(o->date, &win, &err))
+	if (source_window_parse(o->date, o->since, o->until, &win, &err)) {
+		log_error("run", "bad window", "error=\"%s\"", err.msg);
 		return RUN_USAGE;
+	}
 	r.ropts.width = cfg->model.image_width;
 	r.ropts.height = cfg->model.image_height;
 	r.ropts.norm = cfg->model.norm;
@@ -645,9 +695,20 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.ropts.max_bytes = (size_t)cfg->max_bytes;
 	r.ropts.max_pixels = (uint64_t)cfg->max_pixels;
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
+	r.fetch.timeout_s = cfg->fetch.timeout_s;
+	r.fetch.connect_timeout_s = cfg->fetch.connect_timeout_s;
+	r.fetch.max_redirects = cfg->fetch.max_redirects;
+	r.fetch.low_speed_bytes = cfg->fetch.low_speed_bytes;
+	r.fetch.low_speed_s = cfg->fetch.low_speed_s;
+	r.fetch.allow_private = cfg->fetch.allow_private;
+	snprintf(user_agent, sizeof(user_agent), "pipeline-run/%s", o->version ? o->version : "");
+	r.fetch.user_agent = user_agent;
+	if (fetch_global_init(&err))
+		return RUN_FAILED;
 
 	/* an unusable images folder or weights file is a configuration error */
-	if (fetch_add_root(&r.fetch, cfg->images_root, &err) || open_model(&r, &err)) {
+	if ((cfg->images_root[0] && fetch_add_root(&r.fetch, cfg->images_root, &err)) ||
+	    open_model(&r, &err)) {
 		code = RUN_USAGE;
 		goto out;
 	}
@@ -656,8 +717,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	if (isnan(r.threshold))
 		r.threshold = cfg->default_threshold;
 	if (!o->dry_run) {
-		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
-				       o->version, r.model_id};
+		struct store_run sr = {win.since || win.until ? "backfill" : "nightly", o->date,
+				       host, o->version, r.model_id};
 
 		if (store_run_begin(r.store, &sr, &r.run_id, &err))
 			goto out;
@@ -665,9 +726,11 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
-	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
-		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
-		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
+	log_info("run", "run started", "run_id=%lld source=%s date=%s since=%s until=%s "
+		 "model_id=%lld threshold=%.3f linkage=%s resize_threads=%d batch=%d dry_run=%d",
+		 (long long)r.run_id, config_source_name(cfg->source), o->date ? o->date : "all",
+		 o->since ? o->since : "-", o->until ? o->until : "-", (long long)r.model_id,
+		 r.threshold,
 		 config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
 
 	if (nworkers > 256)
@@ -691,6 +754,14 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	}
 	if (!o->dry_run && group_touched(&r, &err))
 		goto out;
+	/* every acknowledged row is written and grouped: the source may commit.
+	 * A refused commit loses nothing (the next run reads those events
+	 * again and its writes change nothing), so it does not fail the run. */
+	if (!o->dry_run && source_commit(r.src, &err)) {
+		log_warn("run", "source position not committed; the next run reads those events "
+			 "again", "error=\"%s\"", err.msg);
+		err_clear(&err);
+	}
 	code = r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
 	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";

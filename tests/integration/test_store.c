@@ -20,12 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <libpq-fe.h>
 
 #include "store.h"
 
 #define DIM 512
-#define N_MIGRATIONS 2
 
 struct ctx {
 	PGconn *admin; /* dbname=postgres: creates and drops the test databases */
@@ -252,20 +253,51 @@ static int group_teardown(void **state)
 
 /* ---- migrations ---- */
 
+static int migration_file(const struct dirent *d)
+{
+	const char *n = d->d_name;
+	size_t len = strlen(n);
+
+	return len > 8 && n[0] >= '0' && n[0] <= '9' && n[1] >= '0' && n[1] <= '9' &&
+	       n[2] >= '0' && n[2] <= '9' && n[3] == '_' && !strcmp(n + len - 4, ".sql");
+}
+
+/* The migrations in sql/ as "VERSION:FILE,..." into OUT; returns how many. */
+static int migrations_expected(char *out, size_t cap)
+{
+	struct dirent **list = NULL;
+	int n = scandir(C.sql_dir, &list, migration_file, alphasort);
+	size_t at = 0;
+	int i;
+
+	assert_true(n > 0);
+	out[0] = '\0';
+	for (i = 0; i < n; i++) {
+		at += (size_t)snprintf(out + at, cap - at, "%s%ld:%s", i ? "," : "",
+				       strtol(list[i]->d_name, NULL, 10), list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	assert_true(at < cap);
+	return n;
+}
+
 static void test_migrations_apply_once(void **state)
 {
+	char want[1024];
+	int n_migrations = migrations_expected(want, sizeof(want));
 	struct err err = {0};
 	char versions[256];
 	int applied = -1;
 
-	assert_int_equal(C.applied_first, N_MIGRATIONS);
+	assert_int_equal(C.applied_first, n_migrations);
 	assert_ok(store_migrate(C.s, C.sql_dir, &applied, &err), err);
 	assert_int_equal(applied, 0);
 	query_text(versions, sizeof(versions),
 		   "SELECT string_agg(version || ':' || name, ',' ORDER BY version)"
 		   " FROM schema_migrations",
 		   NULL);
-	assert_string_equal(versions, "1:001_schema.sql,2:002_views.sql");
+	assert_string_equal(versions, want);
 }
 
 struct migrate_job {
@@ -287,7 +319,7 @@ static void *migrate_thread(void *arg)
 
 static void test_concurrent_migrations_apply_each_file_once(void **state)
 {
-	char name[80], conninfo[128];
+	char name[80], conninfo[128], want[1024];
 	struct migrate_job jobs[3];
 	pthread_t th[3];
 	int i, total = 0;
@@ -310,7 +342,7 @@ static void test_concurrent_migrations_apply_each_file_once(void **state)
 	db_drop(C.admin, name);
 	for (i = 0; i < 3; i++)
 		assert_int_equal(jobs[i].rc, 0);
-	assert_int_equal(total, N_MIGRATIONS);
+	assert_int_equal(total, migrations_expected(want, sizeof(want)));
 }
 
 /* ---- photos ---- */
