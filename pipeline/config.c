@@ -94,7 +94,7 @@ static const struct key_def pipeline_keys[] = {
 	 "longest wait for a partition assignment, or for the next message while partitions "
 	 "are unfinished (then the run fails and commits nothing more)", 0},
 	{"kafka_source.max_events", T_LL, F(config, ks.max_events), "0", 0, 1e15, NULL,
-	 "events taken per run, at most (0: up to the high-water marks seen at start)", 0},
+	 "nightly runs: events taken per run, at most (0: up to the high-water marks seen at start)", 0},
 	{"kafka_source.max_event_bytes", T_LL, F(config, ks.max_event_bytes), "65536", 64,
 	 16777216, NULL, "larger event values are recorded as failures unread", 0},
 	{"kafka_source.clock_skew_s", T_INT, F(config, ks.clock_skew_s), "3600", 0, 604800, NULL,

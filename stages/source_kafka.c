@@ -689,7 +689,8 @@ static int kafka_next(struct source *src, struct item *it, struct err *err)
 		if (k->fatal)
 			return err_set(err, ERR_FATAL, "kafka client failed: %s", k->fatal_msg);
 		pthread_mutex_lock(&k->lock);
-		done = all_done(k) || (ks->max_events && k->taken >= ks->max_events);
+		done =
+		    all_done(k) || (!k->backfill && ks->max_events && k->taken >= ks->max_events);
 		pthread_mutex_unlock(&k->lock);
 		if (done)
 			return 0;

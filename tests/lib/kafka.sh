@@ -37,12 +37,13 @@ kafka_ctl() {
 }
 
 # sop_events [DATE]: one event line per sample photo ("KEY<TAB>TS_MS<TAB>JSON",
-# timestamps from created_at), all or those of DATE
+# timestamps from created_at), all or those of DATE, in created_at order as a
+# platform would produce them
 sop_events() {
 	python3 - "$DATA" "${1:-}" <<'PY'
 import csv, datetime, json, sys
 data, day = sys.argv[1], sys.argv[2]
-for r in csv.DictReader(open(data + "/ads.csv")):
+for r in sorted(csv.DictReader(open(data + "/ads.csv")), key=lambda r: r["created_at"]):
     if day and not r["created_at"].startswith(day):
         continue
     ts = datetime.datetime.fromisoformat(r["created_at"].replace("Z", "+00:00"))

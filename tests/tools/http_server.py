@@ -27,8 +27,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
         try:
-            if url.path.startswith("/img/"):
-                name = os.path.basename(url.path[5:])
+            name = os.path.basename(url.path[5:])
+            if url.path.startswith("/img/") and os.path.isfile(os.path.join(ROOT, name)):
                 with open(os.path.join(ROOT, name), "rb") as f:
                     data = f.read()
                 self.send_response(200)
@@ -42,7 +42,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
             elif url.path == "/drip":
                 self.send_response(200)
-                self.send_header("Content-Length", "1000000")
+                self.send_header("Content-Length", "1000")
                 self.end_headers()
                 for _ in range(60):
                     self.wfile.write(b"x")
@@ -69,7 +69,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-        except (BrokenPipeError, ConnectionResetError, FileNotFoundError):
+        except (BrokenPipeError, ConnectionResetError):
             pass
 
 
