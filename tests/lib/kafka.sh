@@ -69,8 +69,15 @@ kafka_committed_sum() {
 }
 
 # write_kafka_config GROUP [KAFKA_SOURCE_LINES] [EXTRA_YAML]: a Kafka-source
-# config in $CFG; KAFKA_SOURCE_LINES ("key: value" lines) join its section
+# config in $CFG; KAFKA_SOURCE_LINES ("key: value" lines) join its section;
+# the topic is $KAFKA_TOPIC (default ad-images)
 write_kafka_config() {
+	local ks="" line
+	# the defaults below, less the keys the caller sets
+	for line in "group_id: $1" "poll_timeout_ms: 200" "wait_timeout_s: 60"; do
+		printf '%s\n' "${2:-}" | grep -q "^${line%%:*}:" || ks="$ks$line"$'\n'
+	done
+	ks="$ks${2:-}"
 	cat >"$T/pipeline.yaml" <<EOC
 database:
     conninfo: ""
@@ -84,11 +91,8 @@ kafka:
     heartbeat.interval.ms: 500
     topic.metadata.refresh.interval.ms: 1000
 kafka_source:
-    topic: ad-images
-    group_id: $1
-    poll_timeout_ms: 200
-    wait_timeout_s: 60
-$(printf '%s\n' "${2:-}" | sed '/^$/d; s/^/    /')
+    topic: ${KAFKA_TOPIC:-ad-images}
+$(printf '%s\n' "$ks" | sed '/^$/d; s/^/    /')
 pipeline:
     batch_size: 8
     queue_depth: 32

@@ -7,6 +7,7 @@
  *         fail API COUNT ERROR   the next COUNT requests of API (Fetch,
  *                                OffsetCommit, ...) fail with ERROR
  *                                (a name such as NOT_COORDINATOR)
+ *         clear API              drop the errors still queued for API
  *         down ID | up ID        take broker ID down or bring it back
  *         leader TOPIC PARTITION ID
  *   kafka_mock produce BOOTSTRAP TOPIC
@@ -111,6 +112,8 @@ static void command(rd_kafka_mock_cluster_t *mc, char *line)
 		for (i = 1; i < cnt; i++)
 			errs[i] = errs[0];
 		rd_kafka_mock_push_request_errors_array(mc, (int16_t)key, (size_t)cnt, errs);
+	} else if (!strcmp(argv[0], "clear") && argc == 2 && api_key(argv[1]) >= 0) {
+		rd_kafka_mock_clear_request_errors(mc, (int16_t)api_key(argv[1]));
 	} else if (!strcmp(argv[0], "down") && argc == 2) {
 		err = rd_kafka_mock_broker_set_down(mc, (int32_t)num(argv[1], "broker"));
 	} else if (!strcmp(argv[0], "up") && argc == 2) {
