@@ -62,6 +62,13 @@ expect_eq "$(q "select count(*) from ad_images where created_at >= '2026-11-30T0
 	"$(awk -F, 'NR > 1 && $4 >= "2026-11-30T00:00:00Z" && $4 < "2026-11-30T06:00:00Z"' \
 		"$DATA/ads.csv" | wc -l)" "photos of the range's second day"
 
+# windows are checked before any work
 run_pipeline 2 --config "$CFG" --from-db
+grep -q "from-db needs --date or --since/--until" "$T/run.log" || fail "--from-db without a window"
+run_pipeline 2 --config "$CFG" --date 2026-11-29 --since 2026-11-28
+run_pipeline 2 --config "$CFG" --since 2026-11-30 --until 2026-11-29
+grep -q "until must be after --since" "$T/run.log" || fail "empty range message"
+run_pipeline 2 --config "$CFG" --since yesterday
+grep -q "bad --since 'yesterday'" "$T/run.log" || fail "bad --since message"
 kafka_committed bf-nightly >"$T/offsets.after"
 diff "$T/offsets.before" "$T/offsets.after" || fail "backfills moved the group's offsets"
