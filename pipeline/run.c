@@ -484,7 +484,8 @@ static int op_group_ads(struct run *r, void *arg, struct err *err)
 }
 
 /* Ads whose photos an earlier run stored but did not group (it stopped in
- * between, after its source had moved past them) are grouped now too. */
+ * between, after its source had moved past them) are grouped now too.
+ * LIMIT: at most UNGROUPED_ADS_MAX of them per run; the rest the next run. */
 static int op_add_ungrouped(struct run *r, void *arg, struct err *err)
 {
 	char **ads = NULL;

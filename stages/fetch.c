@@ -226,6 +226,8 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* LIMIT: one transfer per photo with a fresh handle: no connection reuse
+ * between photos of one host. */
 static int read_http(const struct fetch *f, const char *url, void **buf, size_t *len,
 		     struct err *err)
 {

@@ -226,7 +226,9 @@ out:
 	pthread_mutex_unlock(&k->lock);
 }
 
-/* Deliver what the dead-letter producer holds before offsets move past it. */
+/* Deliver what the dead-letter producer holds before offsets move past it.
+ * LIMIT: a dead letter still undelivered after commit_timeout_s is logged and
+ * dropped; its failure row in the database is the record that stays. */
 static void dlq_flush(struct source_kafka *k)
 {
 	if (k->dlq && rd_kafka_flush(k->dlq, k->cfg->ks.commit_timeout_s * 1000))
@@ -579,6 +581,8 @@ out:
 
 /* ---- reading ---- */
 
+/* LIMIT: a process ends once the partitions it holds are done; partitions a
+ * later rebalance would hand it (a member left) wait for the next run. */
 static int all_done(struct source_kafka *k)
 {
 	int i;
@@ -722,6 +726,9 @@ static int kafka_next(struct source *src, struct item *it, struct err *err)
 			}
 		} else if (kp && kp->assigned && !kp->done) {
 			progress(k);
+			/* LIMIT: a backfill stops a partition at the first message
+			 * stamped past the window plus the margin, so producer
+			 * timestamps must follow created_at within the margin */
 			if (m->offset >= kp->bound ||
 			    (k->backfill && rd_kafka_message_timestamp(m, NULL) > k->stop_ms)) {
 				mark_done(k, m->partition, kp);
