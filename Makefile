@@ -76,12 +76,12 @@ $(BUILD)/%.o: %.cpp
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
 $(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
