@@ -57,7 +57,7 @@ deps:
 bin/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 $(BUILD)/libpipeline.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -86,7 +86,7 @@ $(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(BUILD)/libpipeline.a
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
 
