@@ -228,6 +228,24 @@ static void test_nul_bad_utf8_and_url_bytes(void **state)
 	source_close(src);
 }
 
+/* A failure reason is always valid UTF-8, however it was cut or whatever it quoted. */
+static void test_failure_reasons_stay_utf8(void **state)
+{
+	struct item it;
+	char reason[600] = "";
+	size_t i;
+
+	for (i = 0; i < 200; i++)
+		memcpy(reason + 2 * i, "\xc3\xa9", 2); /* 400 bytes of é: the field cuts one */
+	memset(&it, 0, sizeof(it));
+	item_fail(&it, "resize", reason);
+	assert_int_equal(strlen(it.failure_reason), sizeof(it.failure_reason) - 1);
+	assert_int_equal((unsigned char)it.failure_reason[sizeof(it.failure_reason) - 2], '?');
+	assert_memory_equal(it.failure_reason, reason, sizeof(it.failure_reason) - 2);
+	item_fail(&it, "resize", "decode failed: marker \xff\xd8 at 12");
+	assert_string_equal(it.failure_reason, "decode failed: marker ?? at 12");
+}
+
 static void test_missing_column_is_fatal(void **state)
 {
 	struct err err = {0};
@@ -245,6 +263,7 @@ int main(void)
 	    cmocka_unit_test(test_date_selects_that_utc_day),
 	    cmocka_unit_test(test_bad_rows_become_failed_items),
 	    cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
+	    cmocka_unit_test(test_failure_reasons_stay_utf8),
 	    cmocka_unit_test(test_missing_column_is_fatal),
 	};
 
