@@ -23,7 +23,7 @@ createdb "$PGDATABASE"
 write_kafka_config pg-down
 "$BIN" --config "$CFG" 2>"$T/pgdown.log" &
 pid=$!
-wait_rows "$PGDATABASE" 16
+wait_rows "$PGDATABASE" 16 "$pid"
 "$scripts_pg" stop "$T/pg"
 rc=0
 wait "$pid" || rc=$?
@@ -52,7 +52,7 @@ fresh_db
 write_kafka_config sigterm
 "$BIN" --config "$CFG" 2>"$T/term.log" &
 pid=$!
-wait_rows "$PGDATABASE" 16
+wait_rows "$PGDATABASE" 16 "$pid"
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
@@ -97,8 +97,7 @@ write_kafka_config broker-bounce
 kafka_ctl "down 2"
 "$BIN" --config "$CFG" 2>"$T/bounce.log" &
 pid=$!
-wait_rows "$PGDATABASE" 8
-sleep 1
+sleep 4
 kafka_ctl "up 2"
 rc=0
 wait "$pid" || rc=$?
