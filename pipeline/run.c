@@ -727,6 +727,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
+	source_set_stop(r.src, &stop_requested);
 	log_info("run", "run started", "run_id=%lld source=%s date=%s since=%s until=%s "
 		 "model_id=%lld threshold=%.3f linkage=%s resize_threads=%d batch=%d dry_run=%d",
 		 (long long)r.run_id, config_source_name(cfg->source), o->date ? o->date : "all",

@@ -30,6 +30,11 @@ int source_next(struct source *src, struct item *it, struct err *err)
 	return src->ops->next(src, it, err);
 }
 
+void source_set_stop(struct source *src, const volatile sig_atomic_t *stop)
+{
+	src->stop = stop;
+}
+
 void source_ack(struct source *src, const struct item *it)
 {
 	if (src->ops->ack && it->has_pos)

@@ -7,6 +7,7 @@
 #ifndef STAGES_SOURCE_H
 #define STAGES_SOURCE_H
 
+#include <signal.h>
 #include <time.h>
 
 #include "config.h"
@@ -35,6 +36,10 @@ struct source *source_open(const struct config *cfg, const struct source_window 
 /* Fill IT with the next item: returns 1, 0 at the end, -1 on a source error
  * (the source itself cannot be read; ERR says whether to retry). */
 int source_next(struct source *src, struct item *it, struct err *err);
+
+/* Make source_next() return 0 (the end) soon after *STOP becomes non-zero,
+ * even while it waits for a broker. STOP must outlive SRC. */
+void source_set_stop(struct source *src, const volatile sig_atomic_t *stop);
 
 /* IT (handed out by source_next) is durable in the database, or recorded as
  * failed there: the source may move its committed position past it. Safe to

@@ -2,6 +2,8 @@
 #ifndef STAGES_SOURCE_IMPL_H
 #define STAGES_SOURCE_IMPL_H
 
+#include <signal.h>
+
 #include "source.h"
 
 struct source_ops {
@@ -13,6 +15,7 @@ struct source_ops {
 
 struct source {
 	const struct source_ops *ops;
+	const volatile sig_atomic_t *stop;	/* may be NULL; see source_set_stop() */
 };
 
 struct source *source_dir_open(const struct config *cfg, const struct source_window *win,

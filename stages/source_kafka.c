@@ -77,10 +77,10 @@ static void progress(struct source_kafka *k)
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	if (level <= 3)
-		log_error("kafka", "client error", "facility=%s detail=\"%s\"", fac, buf);
-	else if (level <= 4)
-		log_warn("kafka", "client warning", "facility=%s detail=\"%s\"", fac, buf);
+	/* the client retries what it reports here (a refused connection is
+	 * its "error"); what ends the run is decided in kafka_next */
+	if (level <= 4)
+		log_warn("kafka", "client", "facility=%s level=%d detail=\"%s\"", fac, level, buf);
 	else
 		log_debug(LOGC_KAFKA, "kafka", "client", "facility=%s detail=\"%s\"", fac, buf);
 }
@@ -692,6 +692,8 @@ static int kafka_next(struct source *src, struct item *it, struct err *err)
 
 		if (k->fatal)
 			return err_set(err, ERR_FATAL, "kafka client failed: %s", k->fatal_msg);
+		if (k->base.stop && *k->base.stop)
+			return 0;
 		pthread_mutex_lock(&k->lock);
 		done =
 		    all_done(k) || (!k->backfill && ks->max_events && k->taken >= ks->max_events);

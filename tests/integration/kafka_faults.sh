@@ -112,6 +112,19 @@ KAFKA_TOPIC=small write_kafka_config all-down "wait_timeout_s: 4"
 for b in 1 2 3; do kafka_ctl "down $b"; done
 run_pipeline 1 --config "$CFG"
 grep -q "no partition assignment from topic small for 4 s" "$T/run.log" || fail "no timeout reported"
+# SIGTERM while the run waits for the brokers ends it at once
+KAFKA_TOPIC=small write_kafka_config all-down "wait_timeout_s: 120"
+"$BIN" --config "$CFG" 2>"$T/wait.log" &
+pid=$!
+sleep 3
+t0=$SECONDS
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+cat "$T/wait.log" >&2
+expect_eq "$rc" 0 "exit code of SIGTERM while waiting"
+[ $((SECONDS - t0)) -le 10 ] || fail "SIGTERM took $((SECONDS - t0)) s to end the wait"
+grep -q "photos_in=0 .*stopped_early=1" "$T/wait.log" || fail "summary after SIGTERM"
 for b in 1 2 3; do kafka_ctl "up $b"; done
 expect_eq "$(q 'select count(*) from ad_images')" 0 "photos written with every broker down"
 expect_eq "$(kafka_committed_sum all-down small)" 0 "offsets committed with every broker down"
