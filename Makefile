@@ -10,7 +10,7 @@ BUILD ?= build
 CC ?= cc
 CXX ?= g++
 
-PKGS := vips libpq yaml-0.1 rdkafka libcjson
+PKGS := vips libpq yaml-0.1 rdkafka libcjson libsystemd
 TORCH_INC ?= /usr/include/torch/csrc/api/include
 TORCH_LIBS ?= -ltorch_cpu -lc10
 
