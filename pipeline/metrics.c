@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const stage_names[METRICS_NSTAGES] = {"resize", "embed", "store", "group"};

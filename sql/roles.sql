@@ -8,7 +8,7 @@
 -- database once, and again after an upgrade (new views are granted then);
 -- running it twice changes nothing.
 --
---   psql -d bikes -v pipeline_role=pipeline -v analyst_role=pipeline_analyst \
+--   psql -d bikes -v pipeline_role=pipeline-run -v analyst_role=pipeline_analyst \
 --        -f /usr/local/share/pipeline-run/sql/roles.sql
 --
 -- Person accounts join the analyst role:  CREATE ROLE alice LOGIN IN ROLE pipeline_analyst;
@@ -16,7 +16,7 @@
 \set ON_ERROR_STOP on
 \if :{?pipeline_role}
 \else
-\set pipeline_role pipeline
+\set pipeline_role pipeline-run
 \endif
 \if :{?analyst_role}
 \else
