@@ -257,8 +257,8 @@ static int put_ad(struct report *rp, size_t first, size_t last, struct err *err)
 		fputs("</div></div>\n", rp->fp);
 	}
 	if (ngroups > 1) {
-		fputs("<table class=\"sim\"><caption>average cosine similarity between groups "
-		      "(diagonal: within a group)</caption><tr><th></th>",
+		fputs("<div class=\"simcap\">average cosine similarity between groups "
+		      "(diagonal: within a group)</div><table class=\"sim\"><tr><th></th>",
 		      rp->fp);
 		for (g = 0; g < ngroups; g++)
 			fprintf(rp->fp, "<th>%zu</th>", g + 1);
@@ -307,7 +307,7 @@ static const char style[] =
     ".sim{border-collapse:collapse;margin:.5em 0;font-size:12px}"
     ".sim td,.sim th{border:1px solid #ddd;padding:2px 6px;text-align:right}"
     ".sim td{background:rgba(40,120,200,var(--s))}.sim td.near{outline:2px solid #e90}"
-    ".sim td.above{font-weight:bold}.sim caption{text-align:left;white-space:nowrap}"
+    ".sim td.above{font-weight:bold}.simcap{font-size:12px;margin-top:.5em}"
     ".summary td{padding:0 1em 0 0}";
 
 /* After load, each image records whether it decoded, so that a headless
