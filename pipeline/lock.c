@@ -26,6 +26,8 @@ struct run_lock {
 /* lock_check() asks the server at most this often */
 #define LOCK_CHECK_EVERY_S 10.0
 
+/* LIMIT: one nightly scope per database; several nightly workers of one Kafka
+ * consumer group would take turns instead of running side by side. */
 void lock_scope(const char *kind, const char *date, char out[LOCK_SCOPE_MAX])
 {
 	if (date && *date)

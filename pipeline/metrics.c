@@ -19,6 +19,8 @@ void metrics_init(struct metrics *m, const char *dir, const char *kind, const ch
 	memset(m, 0, sizeof(*m));
 	for (i = 0; i < METRICS_NSTAGES; i++)
 		atomic_init(&m->stage_ns[i], 0);
+	/* LIMIT: one file per kind: backfills of different dates running at once
+	 * overwrite each other's file, the last writer wins. */
 	if (dir && *dir)
 		snprintf(m->path, sizeof(m->path), "%s/pipeline-run-%s.prom", dir, kind);
 	snprintf(m->kind, sizeof(m->kind), "%s", kind);

@@ -56,7 +56,8 @@ long long observe_count_source(const struct config *cfg, const struct source_win
 	long long n = 0;
 	int got;
 
-	/* only a file can be read twice without consuming it */
+	/* LIMIT: only a file can be read twice without consuming it; other
+	 * sources run without a total (no ETA). */
 	if (cfg->source != SOURCE_DIR)
 		return -1;
 	it = malloc(sizeof(*it));

@@ -63,7 +63,10 @@ static const char *cell(const struct report *rp, size_t row, int col)
 	return v ? v : "";
 }
 
-/* Every photo of every ad that has a photo created on the date, grouped
+/* LIMIT: one page per day, at most report.max_photos photos, thumbnails made
+ * one at a time on one thread.
+ *
+ * Every photo of every ad that has a photo created on the date, grouped
  * photos first, groups in the order of their smallest image id. */
 static int load_rows(struct report *rp, struct err *err)
 {
