@@ -25,7 +25,8 @@ for f in usr/local/bin/pipeline-run usr/local/share/pipeline-run/sql/001_schema.
 done
 expect_eq "$(stat -c %a "$D/etc/pipeline-run/pgpass")" 600 "pgpass mode"
 expect_eq "$(stat -c %a "$D/var/lib/pipeline-run")" 750 "state directory mode"
-grep -q "^ExecStart=/usr/local/bin/pipeline-run run --config /etc/pipeline-run/pipeline.yaml --date %i$" \
+exec_start="/usr/local/bin/pipeline-run run --config /etc/pipeline-run/pipeline.yaml --date %i"
+grep -q -F -x "ExecStart=$exec_start" \
 	"$D/usr/local/lib/systemd/system/pipeline-backfill@.service" || fail "backfill ExecStart"
 grep -q "sql_dir: /usr/local/share/pipeline-run/sql" "$D/etc/pipeline-run/pipeline.yaml" ||
 	fail "installed config names the sql folder"
@@ -37,7 +38,8 @@ make -s -C "$ROOT" install DESTDIR="$D" >/dev/null
 tail -n 1 "$D/etc/pipeline-run/pipeline.yaml" | grep -q "^# edited$" || fail "config overwritten"
 make -s -C "$ROOT" uninstall DESTDIR="$D" >/dev/null
 left=$(cd "$D" && find . -type f | sort | tr '\n' ' ')
-expect_eq "$left" "./etc/pipeline-run/model.yaml ./etc/pipeline-run/pgpass ./etc/pipeline-run/pipeline.yaml " \
+e=./etc/pipeline-run
+expect_eq "$left" "$e/model.yaml $e/pgpass $e/pipeline.yaml " \
 	"files left after uninstall"
 
 # an install under a prefix of its own, so that ExecStart names a real file
@@ -83,7 +85,8 @@ rc=0
 "$P/bin/pipeline-run" --config "$C" --date 2026-11-30 || rc=$?
 expect_eq "$rc" 0 "backfill with the installed binary"
 "$P/bin/pipeline-run" status --config "$C" | grep -q "backfill  2026-11-30  ok" || fail "status"
-grep -q '^pipeline_run_photos_processed{kind="backfill"} 12$' "$P/metrics/pipeline-run-backfill.prom" ||
+grep -q '^pipeline_run_photos_processed{kind="backfill"} 12$' \
+	"$P/metrics/pipeline-run-backfill.prom" ||
 	fail "metrics of the installed run"
 "$P/bin/pipeline-run" report --config "$C" --date 2026-11-30 --out "$T/report"
 grep -q 'data-ad="9000003" data-groups="2"' "$T/report/index.html" || fail "report"

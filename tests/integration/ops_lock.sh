@@ -27,7 +27,8 @@ start_held() {
 start_held "$T/a.log" --date 2026-11-30
 a=$HELD
 run_pipeline 5 --date 2026-11-30 --config "$CFG"
-grep -q "lock=busy scope=date:2026-11-30 .*holder_pid=[0-9]* holder=\"pipeline-run date:2026-11-30 pid=$a@" \
+holder="holder=\"pipeline-run date:2026-11-30 pid=$a@"
+grep -q "lock=busy scope=date:2026-11-30 .*holder_pid=[0-9]* $holder" \
 	"$T/run.log" || fail "busy line does not name the holder (pid $a)"
 expect_eq "$(q "select count(*) from pipeline_runs where status = 'running'")" 1 \
 	"the busy run recorded no run"
@@ -63,4 +64,5 @@ grep -q "earlier run of this scope died" "$T/run.log" || fail "dead run not repo
 expect_eq "$(q "select status || ': ' || error from pipeline_runs where date = '2026-11-28'
 	order by id limit 1")" "failed: abandoned: the process ended without recording its end" \
 	"the dead run is marked failed"
-expect_eq "$(q "select count(*) from pipeline_runs where status = 'running'")" 0 "no run left running"
+expect_eq "$(q "select count(*) from pipeline_runs where status = 'running'")" 0 \
+	"no run left running"

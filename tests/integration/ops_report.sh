@@ -37,7 +37,10 @@ chrome --screenshot="$ROOT/var/test-logs/ops_report.png" --window-size=1200,1800
 
 # the rendered page, one element per line
 sed 's/></>\n</g' "$T/dom.html" >"$T/dom.txt"
-section() { awk -v id="id=\"ad-$1\"" 'index($0, id) { on = 1 } on { print } on && /<\/section>/ { exit }' "$T/dom.txt"; }
+section() {
+	awk -v id="id=\"ad-$1\"" 'index($0, id) { on = 1 } on { print } on && /<\/section>/ { exit }' \
+		"$T/dom.txt"
+}
 section 9000003 >"$T/ad3.txt"
 section 888 >"$T/ad888.txt"
 grep -q 'data-ad="9000003" data-groups="2" data-photos="10" data-failed="0"' "$T/ad3.txt" ||

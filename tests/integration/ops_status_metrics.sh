@@ -38,15 +38,16 @@ grep -v -q '^<[3467]>level=' "$T/journal.log" && fail "a line without a priority
 
 m="$T/metrics/pipeline-run-backfill.prom"
 cat "$m"
+by_reason='pipeline_run_photos_failed_by_reason{kind="backfill"'
 metric() { awk -v k="$1" '$1 == k { print $2 }' "$m"; }
 expect_eq "$(metric 'pipeline_run_photos_processed{kind="backfill"}')" 7 "processed"
 expect_eq "$(metric 'pipeline_run_photos_embedded{kind="backfill"}')" 3 "embedded"
 expect_eq "$(metric 'pipeline_run_photos_failed{kind="backfill"}')" 4 "failed"
-expect_eq "$(metric 'pipeline_run_photos_failed_by_reason{kind="backfill",stage="resize",reason="truncated"}')" \
+expect_eq "$(metric "$by_reason,stage=\"resize\",reason=\"truncated\"}")" \
 	1 "truncated"
-expect_eq "$(metric 'pipeline_run_photos_failed_by_reason{kind="backfill",stage="resize",reason="too_many_pixels"}')" \
+expect_eq "$(metric "$by_reason,stage=\"resize\",reason=\"too_many_pixels\"}")" \
 	1 "too many pixels"
-expect_eq "$(metric 'pipeline_run_photos_failed_by_reason{kind="backfill",stage="fetch",reason="cannot_open_photo"}')" \
+expect_eq "$(metric "$by_reason,stage=\"fetch\",reason=\"cannot_open_photo\"}")" \
 	1 "missing file"
 expect_eq "$(metric 'pipeline_run_exit_code{kind="backfill"}')" 3 "exit code metric"
 expect_eq "$(metric 'pipeline_run_running{kind="backfill"}')" 0 "not running"
@@ -61,7 +62,9 @@ for s in resize embed store group; do
 	awk -v v="$v" 'BEGIN { exit !(v > 0) }' || fail "stage $s seconds: '$v'"
 done
 [ "$(stat -c %a "$m")" = 644 ] || fail "metrics file mode $(stat -c %a "$m")"
-promtool_like=$(grep -v -E '^(# (HELP|TYPE) [a-z_]+ .*|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$' "$m" || true)
+label='[a-z_]+="[^"]*"'
+sample="[a-z_]+(\\{$label(,$label)*\\})? -?[0-9.e+]+"
+promtool_like=$(grep -v -E "^(# (HELP|TYPE) [a-z_]+ .*|$sample)\$" "$m" || true)
 expect_eq "$promtool_like" "" "every line is in the text exposition format"
 
 "$BIN" status --config "$CFG" >"$T/status.txt"

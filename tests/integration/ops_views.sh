@@ -35,8 +35,21 @@ sed -i "s|conninfo: \"\"|conninfo: \"dbname=$big\"|" "$CFG"
 run_pipeline 0 migrate --config "$CFG"
 t0=$SECONDS
 psql -X -q -v ON_ERROR_STOP=1 -d "$big" <<'EOSQL'
--- the checks that would fire a million times are off while loading
+-- the checks that would fire a million times are off while loading, and the
+-- secondary indexes are built once afterwards (as the migrations define them)
 SET session_replication_role = replica;
+SET maintenance_work_mem = '256MB';
+CREATE TEMP TABLE saved_indexes AS
+SELECT indexname, indexdef FROM pg_indexes
+WHERE tablename IN ('ad_images', 'image_groups', 'failures') AND indexname NOT LIKE '%_pkey';
+DO $$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT indexname FROM saved_indexes LOOP
+		EXECUTE 'DROP INDEX ' || quote_ident(r.indexname);
+	END LOOP;
+END
+$$;
 INSERT INTO models (backbone, weights_path, weights_sha256, embedding_dim, image_height,
                     image_width, status)
 VALUES ('mobilenetv2_100', '/m/a', 'a', 1280, 224, 224, 'retired'),
@@ -64,6 +77,14 @@ FROM generate_series(0, 999999) i WHERE i % 100 <> 0;
 INSERT INTO failures (key, image_id, ad_id, stage, reason, run_id)
 SELECT 'image:' || i, i::text, (i / 4)::text, 'resize', 'truncated', i / 10000 + 1
 FROM generate_series(0, 999999, 100) i;
+DO $$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT indexdef FROM saved_indexes LOOP
+		EXECUTE r.indexdef;
+	END LOOP;
+END
+$$;
 SET session_replication_role = DEFAULT;
 ANALYZE;
 EOSQL
