@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <float.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -20,13 +21,35 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include <libpq-fe.h>
 
 #include "store.h"
 
 #define DIM 512
+/* The migrations in sql/ as "version:file,..." and their count, so that a
+ * new migration needs no change here. */
+static int migrations_expected(const char *dir, char *list, size_t cap)
+{
+	char pattern[512];
+	glob_t g;
+	size_t i, at = 0;
+	int n;
+
+	snprintf(pattern, sizeof(pattern), "%s/[0-9][0-9][0-9]_*.sql", dir);
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	list[0] = '\0';
+	for (i = 0; i < g.gl_pathc && at < cap; i++) {
+		const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+
+		at += (size_t)snprintf(list + at, cap - at, "%s%d:%s", i ? "," : "",
+				       (int)strtol(base, NULL, 10),
+				       base);
+	}
+	n = (int)g.gl_pathc;
+	globfree(&g);
+	return n;
+}
 
 struct ctx {
 	PGconn *admin; /* dbname=postgres: creates and drops the test databases */
@@ -253,51 +276,20 @@ static int group_teardown(void **state)
 
 /* ---- migrations ---- */
 
-static int migration_file(const struct dirent *d)
-{
-	const char *n = d->d_name;
-	size_t len = strlen(n);
-
-	return len > 8 && n[0] >= '0' && n[0] <= '9' && n[1] >= '0' && n[1] <= '9' &&
-	       n[2] >= '0' && n[2] <= '9' && n[3] == '_' && !strcmp(n + len - 4, ".sql");
-}
-
-/* The migrations in sql/ as "VERSION:FILE,..." into OUT; returns how many. */
-static int migrations_expected(char *out, size_t cap)
-{
-	struct dirent **list = NULL;
-	int n = scandir(C.sql_dir, &list, migration_file, alphasort);
-	size_t at = 0;
-	int i;
-
-	assert_true(n > 0);
-	out[0] = '\0';
-	for (i = 0; i < n; i++) {
-		at += (size_t)snprintf(out + at, cap - at, "%s%ld:%s", i ? "," : "",
-				       strtol(list[i]->d_name, NULL, 10), list[i]->d_name);
-		free(list[i]);
-	}
-	free(list);
-	assert_true(at < cap);
-	return n;
-}
-
 static void test_migrations_apply_once(void **state)
 {
-	char want[1024];
-	int n_migrations = migrations_expected(want, sizeof(want));
 	struct err err = {0};
-	char versions[256];
+	char versions[256], expected[256];
 	int applied = -1;
 
-	assert_int_equal(C.applied_first, n_migrations);
+	assert_int_equal(C.applied_first, migrations_expected(C.sql_dir, expected, sizeof(expected)));
 	assert_ok(store_migrate(C.s, C.sql_dir, &applied, &err), err);
 	assert_int_equal(applied, 0);
 	query_text(versions, sizeof(versions),
 		   "SELECT string_agg(version || ':' || name, ',' ORDER BY version)"
 		   " FROM schema_migrations",
 		   NULL);
-	assert_string_equal(versions, want);
+	assert_string_equal(versions, expected);
 }
 
 struct migrate_job {
@@ -319,7 +311,7 @@ static void *migrate_thread(void *arg)
 
 static void test_concurrent_migrations_apply_each_file_once(void **state)
 {
-	char name[80], conninfo[128], want[1024];
+	char name[80], conninfo[128];
 	struct migrate_job jobs[3];
 	pthread_t th[3];
 	int i, total = 0;
@@ -342,7 +334,7 @@ static void test_concurrent_migrations_apply_each_file_once(void **state)
 	db_drop(C.admin, name);
 	for (i = 0; i < 3; i++)
 		assert_int_equal(jobs[i].rc, 0);
-	assert_int_equal(total, migrations_expected(want, sizeof(want)));
+	assert_int_equal(total, migrations_expected(C.sql_dir, name, sizeof(name)));
 }
 
 /* ---- photos ---- */
