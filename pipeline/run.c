@@ -647,7 +647,14 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
 
 	/* an unusable images folder or weights file is a configuration error */
-	if (fetch_add_root(&r.fetch, cfg->images_root, &err) || open_model(&r, &err)) {
+	if (fetch_add_root(&r.fetch, cfg->images_root, &err)) {
+		config_blame(cfg, "source.images_root", &err);
+		code = RUN_USAGE;
+		goto out;
+	}
+	if (open_model(&r, &err)) {
+		config_blame(cfg, strstr(err.msg, "device") ? "model.device" : "model.weights",
+		             &err);
 		code = RUN_USAGE;
 		goto out;
 	}
