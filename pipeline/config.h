@@ -67,6 +67,7 @@ struct config {
 
 	char db_conninfo[1024];
 	char sql_dir[CONFIG_PATH_MAX];
+	int db_retries;
 
 	enum source_kind source;
 	char source_csv[CONFIG_PATH_MAX];
