@@ -2,7 +2,7 @@
 # the suite's throwaway PostgreSQL, a temp folder, a config, small asserts.
 set -euo pipefail
 : "${ROOT:?run through tests/run-all}" "${SHARED:?}" "${PGHOST:?}"
-BIN="$ROOT/bin/pipeline-run"
+BIN=${BIN:-$ROOT/bin/pipeline-run}
 DATA="$SHARED/data/sop-ads"
 T=$(mktemp -d /tmp/pipeline-test.XXXXXX)
 export PGDATABASE="t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$"
