@@ -66,7 +66,7 @@ FUZZ_LDLIBS := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 # extra read-only seeds for a target
 FUZZ_SEEDS_fuzz_config := $(SHARED)/configs
 
-.PHONY: all check unit demo bench clean format format-check deps fuzz
+.PHONY: all check check-san unit demo bench clean format format-check deps fuzz
 # keep test objects: they are intermediate files of the test binaries' rules
 .SECONDARY:
 all: $(BINDIR)/pipeline-run
@@ -145,7 +145,14 @@ unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
 
 check: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) BIN=$(abspath $(BINDIR))/pipeline-run \
-		SANITIZE=$(SANITIZE) tests/run-all
+		SANITIZE=$(SANITIZE) SKIP="$(SKIP)" tests/run-all
+
+# The suite under ASan+UBSan, for CI: everything but the long happy-path runs (end to end,
+# ten times the photos, the same date twice), which add minutes under the sanitizers and no
+# code path the other tests miss.
+SAN_SKIP ?= e2e/ integration/memory_bounded integration/rerun_identical
+check-san:
+	$(Q)$(MAKE) --no-print-directory check SANITIZE=1 SKIP="$(SAN_SKIP)"
 
 demo: deps all
 	$(Q)SHARED=$(SHARED) scripts/demo

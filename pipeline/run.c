@@ -668,6 +668,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
 				       o->version, r.model_id};
 
+		/* LIMIT: a run killed before store_run_finish() leaves its row 'running'. */
 		if (store_run_begin(r.store, &sr, &r.run_id, &err))
 			goto out;
 	}
