@@ -1,12 +1,14 @@
 # The run killed with SIGKILL at several points (while loading the model, after the first
-# batch, halfway, before the last batch) and run again: the tables hold exactly what an
+# batch, halfway, three quarters in) and run again: the tables hold exactly what an
 # uninterrupted run leaves, with no photo lost or stored twice.
 . "$(dirname "$0")/../lib/common.sh"
 
-# one thread each, so that the run lasts long enough to be caught at each point
+# one thread each and a short queue, so that the run lasts long enough to be caught at each
+# point
 write_config "$DATA/ads.csv" "$DATA/images" "pipeline:
     resize_threads: 1
     torch_threads: 1"
+sed -i 's/queue_depth: 32/queue_depth: 8/' "$CFG"
 date=2026-11-30
 photos=113
 
@@ -41,4 +43,4 @@ kill_at() {
 kill_at "while starting" "" 0
 kill_at "after the first batch" "select count(*) from ad_images" 1
 kill_at "halfway" "select count(*) from ad_images" $((photos / 2))
-kill_at "before the last batch" "select count(*) from ad_images" $((photos - 9))
+kill_at "three quarters in" "select count(*) from ad_images" $((photos * 3 / 4))
