@@ -134,9 +134,11 @@ fuzz: deps $(FUZZ_BIN)
 		$$bin -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 			-artifact_prefix=$$out/ $$out/corpus tests/fuzz/corpus/$$name \
 			$$(test -d tests/fuzz/regress/$$name && echo tests/fuzz/regress/$$name) \
-			$(foreach t,$(FUZZ_SRC:tests/fuzz/%.c=%),$$(test $$name = $(t) && echo $(FUZZ_SEEDS_$(t)))) \
+			$(foreach t,$(FUZZ_SRC:tests/fuzz/%.c=%),\
+				$$(test $$name = $(t) && echo $(FUZZ_SEEDS_$(t)))) \
 			2>$$out/log || { tail -n 40 $$out/log; \
-			echo "fuzz: $$name failed; the input is in $$out/ (copy it to tests/fuzz/regress/$$name/)"; \
+			echo "fuzz: $$name failed; the input is in $$out/"; \
+			echo "fuzz: fix it, then copy it to tests/fuzz/regress/$$name/"; \
 			exit 1; }; \
 		grep -E '^Done|stat::number_of_executed_units' $$out/log | tail -n 1; \
 	done
@@ -160,7 +162,8 @@ demo: deps all
 bench: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) scripts/bench
 
-FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/integration/*.c tests/tools/*.c tests/fuzz/*.[ch])
+FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c \
+	tests/integration/*.c tests/tools/*.c tests/fuzz/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

@@ -32,7 +32,7 @@ kill_at() {
 	expect_eq "$rc" 137 "$what: the run was killed"
 	expect_eq "$(q "select count(*) from pipeline_runs where status <> 'running'" 2>/dev/null ||
 		echo 0)" 0 "$what: killed before it finished"
-	echo "killed $what with $(q 'select count(*) from ad_images' 2>/dev/null || echo 0) photos stored"
+	echo "killed $what with $(q 'select count(*) from ad_images') photos stored"
 	run_pipeline 0 --config "$CFG" --date $date
 	expect_eq "$(content_digest)" "$want" "$what: tables after the rerun"
 	expect_eq "$(q "select count(*) from ad_images")" $photos "$what: photos"

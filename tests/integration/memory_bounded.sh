@@ -7,7 +7,8 @@ head -n 41 "$DATA/ads.csv" >"$T/x1.csv"
 {
 	head -n 1 "$DATA/ads.csv"
 	for k in 0 1 2 3 4 5 6 7 8 9; do
-		tail -n +2 "$T/x1.csv" | awk -F, -v OFS=, -v k=$k '{ $1 = $1 "-" k; $2 = $2 "-" k; print }'
+		tail -n +2 "$T/x1.csv" |
+			awk -F, -v OFS=, -v k=$k '{ $1 = $1 "-" k; $2 = $2 "-" k; print }'
 	done
 } >"$T/x10.csv"
 

@@ -71,7 +71,8 @@ content_digest() {
 	q "select 'ad_images=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
 		from (select image_id, ad_id, url, created_at, source, status, failure_stage,
 		failure_reason, width, height, content_sha256 from ad_images) t"
-	q "select 'image_embeddings=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
+	q "select 'image_embeddings=' ||
+		md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
 		from (select image_id, model_id, dim, content_sha256,
 		(select array_agg(round(v::numeric, 5) order by o)
 		 from unnest(embedding) with ordinality u(v, o)) from image_embeddings) t"
@@ -80,8 +81,8 @@ content_digest() {
 	q "select 'failures=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
 		from (select key, image_id, ad_id, stage, reason from failures) t"
 	q "select 'models=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
-		from (select id, backbone, weights_path, weights_sha256, embedding_dim, image_height,
-		image_width, threshold, status from models) t"
+		from (select id, backbone, weights_path, weights_sha256, embedding_dim,
+		image_height, image_width, threshold, status from models) t"
 }
 
 # fresh_db: drop and create this test's database again
