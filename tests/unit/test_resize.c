@@ -885,6 +885,23 @@ static void test_cmyk_quadrants_give_the_right_rgb(void **state)
 	assert_quadrants("cmyk tiff without icc", out, quad_col, 2);
 	g_free(p);
 
+	/* a large one goes through shrink-on-load and a sequential read, turned 90 degrees */
+	{
+		VipsImage *big = quadrants(2048, 1536, muted);
+		VipsImage *big_cmyk, *big_turned;
+
+		assert_int_equal(
+		    vips_icc_transform(big, &big_cmyk, "cmyk", "input_profile", "srgb", NULL), 0);
+		big_turned = unorient(big_cmyk, 6);
+		p = encode(big_turned, ".jpg[Q=90]", &len);
+		decode_ok("large cmyk jpeg with icc, orientation 6", p, len, out);
+		assert_quadrants("large cmyk jpeg with icc, orientation 6", out, muted, 8);
+		g_free(p);
+		g_object_unref(big_turned);
+		g_object_unref(big_cmyk);
+		g_object_unref(big);
+	}
+
 	/* the plain path turns photos upright too */
 	turned = unorient(bare, 6);
 	p = encode(turned, ".jpg[Q=95]", &len);
