@@ -110,3 +110,18 @@ base "model:
 expect_config_error "unknown device" "model.device"
 expect_eq "$(q "select count(*) from pg_tables where schemaname = 'public'")" 0 \
 	"nothing written by any of them"
+
+# a database that already holds results: a bad config leaves every table as it was
+head -n 3 "$DATA/ads.csv" >"$T/two.csv"
+write_config "$T/two.csv" "$DATA/images"
+run_pipeline 0 --config "$CFG"
+tables="ad_images image_embeddings image_groups failures models pipeline_runs schema_migrations"
+before=""
+for t in $tables; do before="$before $t=$(table_digest $t)"; done
+sed -i "s|weights: .*|weights: $effnet|" "$CFG"
+run_pipeline 2 --config "$CFG"
+grep -qF "pipeline.yaml:13: model.weights: $effnet does not fit" "$T/run.log" ||
+	fail "wrong weights after a good run: message"
+after=""
+for t in $tables; do after="$after $t=$(table_digest $t)"; done
+expect_eq "$after" "$before" "tables after a config error on a used database"
