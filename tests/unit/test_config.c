@@ -282,14 +282,14 @@ static void test_print_config_masks_password(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_good_file_and_defaults),
-	    cmocka_unit_test(test_reference_model_config_accepted),
-	    cmocka_unit_test(test_unknown_key_names_file_and_line),
-	    cmocka_unit_test(test_bad_values_name_line_and_reason),
-	    cmocka_unit_test(test_wrong_types_ranges_and_broken_files),
-	    cmocka_unit_test(test_model_config_errors),
-	    cmocka_unit_test(test_missing_files_are_named),
-	    cmocka_unit_test(test_print_config_masks_password),
+		cmocka_unit_test(test_good_file_and_defaults),
+		cmocka_unit_test(test_reference_model_config_accepted),
+		cmocka_unit_test(test_unknown_key_names_file_and_line),
+		cmocka_unit_test(test_bad_values_name_line_and_reason),
+		cmocka_unit_test(test_wrong_types_ranges_and_broken_files),
+		cmocka_unit_test(test_model_config_errors),
+		cmocka_unit_test(test_missing_files_are_named),
+		cmocka_unit_test(test_print_config_masks_password),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
