@@ -655,8 +655,11 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		goto out;
 	}
 	if (open_model(&r, &err)) {
-		config_blame(cfg, strstr(err.msg, "device") ? "model.device" : "model.weights",
-		             &err);
+		/* the model's device errors start with "unknown device" or "device " */
+		int device =
+		    !strncmp(err.msg, "device ", 7) || !strncmp(err.msg, "unknown device", 14);
+
+		config_blame(cfg, device ? "model.device" : "model.weights", &err);
 		code = RUN_USAGE;
 		goto out;
 	}

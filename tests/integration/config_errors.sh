@@ -107,7 +107,7 @@ sed -i "s|images_root: .*|images_root: $T/no-images|" "$CFG"
 expect_config_error "missing images folder" "pipeline.yaml:7: source.images_root: "
 base "model:
     device: tpu"
-expect_config_error "unknown device" "model.device"
+expect_config_error "unknown device" "pipeline.yaml:15: model.device: unknown device tpu"
 expect_eq "$(q "select count(*) from pg_tables where schemaname = 'public'")" 0 \
 	"nothing written by any of them"
 
