@@ -3,6 +3,8 @@
 #   make check      run the whole test suite (unit, model, integration, e2e)
 #   make demo       run the nightly job over the sample ads and print the groups
 #   make bench      print the benchmark table (never part of check)
+#   make install    binary, sql/, configs, systemd units (PREFIX, DESTDIR, ...)
+#   make uninstall  remove what install put there, except configs and state
 #   V=1             show the commands
 
 SHARED ?= $(abspath ../shared)
@@ -10,7 +12,7 @@ BUILD ?= build
 CC ?= cc
 CXX ?= g++
 
-PKGS := vips libpq yaml-0.1 rdkafka libcjson
+PKGS := vips libpq yaml-0.1 rdkafka libcjson libsystemd
 TORCH_INC ?= /usr/include/torch/csrc/api/include
 TORCH_LIBS ?= -ltorch_cpu -lc10
 
@@ -23,13 +25,13 @@ CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -pthread -Wall -Wextra -Wno-unused-parameter -isystem $(TORCH_INC)
 LDLIBS += $(shell pkg-config --libs $(PKGS)) $(TORCH_LIBS) -lm -lpthread
 
-BINDIR := bin
+OUT_BIN := bin
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 BUILD := build-san
-BINDIR := build-san/bin
+OUT_BIN := build-san/bin
 endif
 
 ifeq ($(V),1)
@@ -66,15 +68,32 @@ FUZZ_LDLIBS := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 # extra read-only seeds for a target
 FUZZ_SEEDS_fuzz_config := $(SHARED)/configs
 
-.PHONY: all check check-san unit demo bench clean format format-check deps fuzz
+# install layout; configs under CONFDIR are never overwritten
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/pipeline-run
+SYSCONFDIR ?= /etc
+CONFDIR ?= $(SYSCONFDIR)/pipeline-run
+STATEDIR ?= /var/lib/pipeline-run
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+UNITS_IN := $(notdir $(wildcard systemd/*.service.in))
+TIMERS := $(notdir $(wildcard systemd/*.timer))
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
+	-e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|/usr/local/share/pipeline-run|$(DATADIR)|g' \
+	-e 's|/var/lib/pipeline-run|$(STATEDIR)|g'
+
+.PHONY: all check check-san unit demo bench clean format format-check deps fuzz install \
+	uninstall
 # keep test objects: they are intermediate files of the test binaries' rules
 .SECONDARY:
-all: $(BINDIR)/pipeline-run
+all: $(OUT_BIN)/pipeline-run
 
 deps:
 	$(Q)scripts/install-deps
 
-$(BINDIR)/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
+$(OUT_BIN)/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
@@ -146,7 +165,7 @@ fuzz: deps $(FUZZ_BIN)
 unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
 
 check: deps all unit
-	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) BIN=$(abspath $(BINDIR))/pipeline-run \
+	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) BIN=$(abspath $(OUT_BIN))/pipeline-run \
 		SANITIZE=$(SANITIZE) SKIP="$(SKIP)" tests/run-all
 
 # The suite under ASan+UBSan, for CI: everything but the long happy-path runs (end to end,
@@ -168,6 +187,33 @@ format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/configs/models \
+		$(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR)
+	install -d -m 0750 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(STATEDIR)/models
+	install -m 0755 bin/pipeline-run $(DESTDIR)$(BINDIR)/pipeline-run
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 configs/models/*.yaml $(DESTDIR)$(DATADIR)/configs/models/
+	$(SUBST) configs/pipeline.yaml >$(DESTDIR)$(DATADIR)/configs/pipeline.yaml
+	for u in $(UNITS_IN); do \
+		$(SUBST) systemd/$$u >$(DESTDIR)$(UNITDIR)/$${u%.in} || exit 1; done
+	for t in $(TIMERS); do install -m 0644 systemd/$$t $(DESTDIR)$(UNITDIR)/$$t || exit 1; done
+	$(SUBST) systemd/pipeline-run.sysusers >$(DESTDIR)$(SYSUSERSDIR)/pipeline-run.conf
+	$(SUBST) systemd/pipeline-run.tmpfiles >$(DESTDIR)$(TMPFILESDIR)/pipeline-run.conf
+	test -e $(DESTDIR)$(CONFDIR)/pipeline.yaml || \
+		install -m 0644 $(DESTDIR)$(DATADIR)/configs/pipeline.yaml $(DESTDIR)$(CONFDIR)/
+	test -e $(DESTDIR)$(CONFDIR)/model.yaml || install -m 0644 \
+		configs/models/mobilenetv2_100-coral.yaml $(DESTDIR)$(CONFDIR)/model.yaml
+	test -e $(DESTDIR)$(CONFDIR)/pgpass || install -m 0600 /dev/null $(DESTDIR)$(CONFDIR)/pgpass
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pipeline-run
+	rm -rf $(DESTDIR)$(DATADIR)
+	for u in $(UNITS_IN); do rm -f $(DESTDIR)$(UNITDIR)/$${u%.in}; done
+	for t in $(TIMERS); do rm -f $(DESTDIR)$(UNITDIR)/$$t; done
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/pipeline-run.conf $(DESTDIR)$(TMPFILESDIR)/pipeline-run.conf
 
 clean:
 	rm -rf build build-san build-fuzz bin

@@ -1,7 +1,8 @@
 # Full disks. The database's disk fills up in the middle of a run: the run exits 1 naming the
 # cause, with only whole batches committed, and completes once there is room again, leaving
 # the tables of an uninterrupted run. A full temporary folder (TMPDIR) does not matter: the
-# pipeline keeps photos and tensors in memory and writes no temporary files.
+# pipeline keeps photos and tensors in memory and writes no temporary files. A read-only or
+# full metrics folder costs a warning, not the run.
 # The disks are small tmpfs mounts (root, or sudo, is needed to mount them).
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -40,6 +41,25 @@ fill "$T/tmpdisk" 0
 TMPDIR="$T/tmpdisk" run_pipeline 0 --config "$CFG" --date $date
 want=$(content_digest)
 expect_eq "$(q 'select count(*) from ad_images')" $photos "photos with a full TMPDIR"
+
+# the metrics folder (the one place the pipeline writes files) read-only, then full: the run
+# says so in a warning and completes; no half-written file is left behind
+small_disk "$T/ro" 256k
+$SUDO mount -o remount,ro "$T/ro"
+small_disk "$T/full" 256k
+fill "$T/full" 0
+for dir in "$T/ro" "$T/full"; do
+	cp "$CFG" "$T/metrics.yaml"
+	printf 'metrics:\n    textfile_dir: %s\n' "$dir" >>"$T/metrics.yaml"
+	run_pipeline 0 --config "$T/metrics.yaml" --date $date
+	grep -q 'msg="could not write the metrics file" error="metrics: cannot write' "$T/run.log" ||
+		fail "$dir: no warning about the metrics file"
+	expect_eq "$(content_digest)" "$want" "$dir: tables with an unwritable metrics folder"
+	expect_eq "$(find "$dir" -name '*.prom' -o -name '*.tmp*' | wc -l)" 0 \
+		"$dir: no metrics file, whole or half"
+done
+grep -q 'Read-only file system' "$T/run.log" && fail "last run should have met a full disk"
+grep -q 'No space left on device' "$T/run.log" || fail "the full folder's reason"
 
 # the database on a disk with room for the schema and a few batches
 small_disk "$T/dbdisk" 100m

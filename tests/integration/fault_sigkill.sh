@@ -38,6 +38,11 @@ kill_at() {
 	expect_eq "$(q "select count(*) from ad_images")" $photos "$what: photos"
 	expect_eq "$(q "select count(*) from pipeline_runs where status = 'ok'")" 1 \
 		"$what: the rerun is recorded"
+	# the rerun closes the killed run's row, once it had one
+	[ "$n" -gt 0 ] && expect_eq "$(q "select count(*) from pipeline_runs
+		where status = 'failed' and error like 'abandoned%'")" 1 "$what: killed run closed"
+	expect_eq "$(q "select count(*) from pipeline_runs where status = 'running'")" 0 \
+		"$what: no run left running"
 }
 
 kill_at "while starting" "" 0
