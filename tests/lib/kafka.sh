@@ -82,6 +82,7 @@ write_kafka_config() {
 database:
     conninfo: ""
     sql_dir: $ROOT/sql
+    retries: 3
 source:
     kind: kafka
     images_root: $DATA/images
