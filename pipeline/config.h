@@ -105,6 +105,7 @@ struct config {
 	int retrain_cache_mb;
 	int retrain_max_photos;
 	int retrain_promote; /* 1: gate; 0: never promote */
+	int retrain_imprint; /* ArcFace classes start at their photos' mean embedding */
 
 	double threshold;		/* NaN: take it from the active model's record */
 	double default_threshold;	/* when neither config nor model has one */

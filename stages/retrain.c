@@ -83,7 +83,8 @@ struct rt {
 	struct trainer *tr;
 	struct epoch_stat hist[MAX_EPOCHS];
 	int nhist;
-	double baseline_map;
+	double baseline_map;	/* the starting weights as the nightly run embeds with them */
+	double start_map;	/* the network at step 0 (a new head is random) */
 	int start_epoch;
 };
 
@@ -206,8 +207,15 @@ static int load_data(struct rt *r, struct err *err)
 		                     r->mc.train.label_column, cfg->retrain_max_photos, err))
 			return -1;
 	} else {
+		/* bounded on the server: libpq holds a whole result in memory */
+		char *sql = g_strdup_printf("SELECT * FROM (%s) AS labels LIMIT %d",
+					    cfg->retrain_labels_query, cfg->retrain_max_photos + 1);
+		int rc;
+
 		dataset_init(&r->ds, "labels query");
-		if (store_query_pairs(r->store, cfg->retrain_labels_query, load_labels_row, r, err))
+		rc = store_query_pairs(r->store, sql, load_labels_row, r, err);
+		g_free(sql);
+		if (rc)
 			return err_prefix(err, "retrain.labels_query");
 	}
 	registry_resize_opts(&r->mc, &ro);
@@ -566,6 +574,7 @@ static int save_checkpoint(struct rt *r, int epoch, struct err *err)
 	cJSON_AddNumberToObject(o, "steps", (double)train_steps(r->tr));
 	cJSON_AddStringToObject(o, "checkpoint", name);
 	cJSON_AddNumberToObject(o, "baseline_map", r->baseline_map);
+	cJSON_AddNumberToObject(o, "start_map", r->start_map);
 	cJSON_AddItemToObject(o, "validation_labels", val_labels_json(r));
 	cJSON_AddItemToObject(o, "history", history_json(r));
 	text = cJSON_Print(o);
@@ -671,6 +680,8 @@ static int resume_state(struct rt *r, struct err *err)
 	r->start_epoch = cJSON_IsNumber(x) ? x->valueint : 0;
 	x = cJSON_GetObjectItemCaseSensitive(o, "baseline_map");
 	r->baseline_map = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+	x = cJSON_GetObjectItemCaseSensitive(o, "start_map");
+	r->start_map = cJSON_IsNumber(x) ? x->valuedouble : NAN;
 	r->nhist = 0;
 	cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(o, "history"))
 	{
@@ -819,14 +830,26 @@ static int open_trainer(struct rt *r, struct err *err)
 	return 0;
 }
 
+/* mAP@k of the network being trained, in evaluation mode. */
+static int trainer_map(struct rt *r, double *map, struct err *err)
+{
+	int dim = train_dim(r->tr), ret;
+	float *emb = malloc((r->nval ? r->nval : 1) * (size_t)dim * sizeof(float));
+
+	if (!emb)
+		return err_set(err, ERR_FATAL, "out of memory");
+	ret = embed_val(r, embed_trainer, r->tr, dim, NULL, emb, err) ||
+	      score_map(r, emb, dim, map, err);
+	free(emb);
+	return ret ? -1 : 0;
+}
+
 /* The mAP of the weights training starts from, on the validation photos at
  * the training size: what retraining has to beat. Weights without a head
  * embed with their pooled features, as the nightly run would. */
 static int baseline(struct rt *r, struct err *err)
 {
 	struct val_score s;
-	float *emb = NULL;
-	int ret;
 
 	if (r->init_weights[0]) {
 		struct model_config mc = r->mc;
@@ -837,13 +860,7 @@ static int baseline(struct rt *r, struct err *err)
 		r->baseline_map = s.map;
 		return 0;
 	}
-	emb = malloc((r->nval ? r->nval : 1) * (size_t)train_dim(r->tr) * sizeof(float));
-	if (!emb)
-		return err_set(err, ERR_FATAL, "out of memory");
-	ret = embed_val(r, embed_trainer, r->tr, train_dim(r->tr), NULL, emb, err) ||
-	      score_map(r, emb, train_dim(r->tr), &r->baseline_map, err);
-	free(emb);
-	return ret ? -1 : 0;
+	return trainer_map(r, &r->baseline_map, err);
 }
 
 static int run_epoch(struct rt *r, int epoch, struct err *err)
@@ -929,19 +946,8 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	st->img_per_s = (double)seen / (now_s() - t0);
 	st->map = NAN;
 	if (epoch % t->evaluation_epochs == 0 || epoch == t->epochs) {
-		int dim = train_dim(r->tr);
-		float *emb = malloc((r->nval ? r->nval : 1) * (size_t)dim * sizeof(float));
-
-		if (!emb) {
-			err_set(err, ERR_FATAL, "out of memory");
+		if (trainer_map(r, &st->map, err))
 			goto out;
-		}
-		if (embed_val(r, embed_trainer, r->tr, dim, NULL, emb, err) ||
-		    score_map(r, emb, dim, &st->map, err)) {
-			free(emb);
-			goto out;
-		}
-		free(emb);
 		st->evaluated = 1;
 	}
 	st->seconds = now_s() - t0;
@@ -1043,6 +1049,7 @@ static cJSON *metrics_json(const struct rt *r, const struct val_score *cand,
 	cJSON_AddNumberToObject(o, "grouping_recall", cand->g.recall);
 	cJSON_AddNumberToObject(o, "threshold", cand->threshold);
 	cJSON_AddNumberToObject(o, "baseline_map", r->baseline_map);
+	cJSON_AddNumberToObject(o, "start_map", r->start_map);
 	if (active_id) {
 		cJSON_AddNumberToObject(o, "active_model_id", (double)active_id);
 		cJSON_AddNumberToObject(o, "active_map", act->map);
@@ -1352,6 +1359,42 @@ out:
 	return changed < 0 ? -1 : 0;
 }
 
+/* Every training photo once, not augmented, to imprint the class weights. */
+static int imprint(struct rt *r, struct err *err)
+{
+	size_t bs = (size_t)r->mc.train.batch_size, at, i;
+	float *x = malloc(bs * r->ds.floats * sizeof(float));
+	int *labels = malloc(bs * sizeof(int));
+	int classes = -1;
+
+	if (!x || !labels) {
+		err_set(err, ERR_FATAL, "out of memory");
+		goto out;
+	}
+	for (at = 0; at < r->ntrain; at += bs) {
+		size_t m = r->ntrain - at < bs ? r->ntrain - at : bs;
+
+		for (i = 0; i < m; i++) {
+			int idx = r->train_idx[at + i];
+
+			if (dataset_tensor(&r->ds, (size_t)idx, x + i * r->ds.floats, err))
+				goto out;
+			labels[i] = r->cls[r->ds.photos[idx].label_id];
+		}
+		if (train_imprint(r->tr, x, labels, (int)m, r->ds.ropts.height, r->ds.ropts.width,
+		                  err))
+			goto out;
+	}
+	classes = train_imprint_end(r->tr, err);
+	if (classes >= 0)
+		log_info("retrain", "arcface weights imprinted", "classes=%d photos=%zu", classes,
+		         r->ntrain);
+out:
+	free(x);
+	free(labels);
+	return classes < 0 ? -1 : 0;
+}
+
 static int train_all(struct rt *r, struct err *err)
 {
 	int epoch;
@@ -1377,6 +1420,16 @@ static int train_all(struct rt *r, struct err *err)
 	}
 	if (!r->opts->resume && train_bn_folded(r->tr) && calibrate(r, err))
 		return err_prefix(err, "recalibrating BatchNorm");
+	if (!r->opts->resume && r->cfg->retrain_imprint && imprint(r, err))
+		return err_prefix(err, "imprinting the ArcFace weights");
+	if (!r->opts->resume) {
+		/* the network as training starts: with a new head, if the weights
+		 * had none, it is not the model the baseline scored */
+		if (trainer_map(r, &r->start_map, err))
+			return -1;
+		log_info("retrain", "training starts", "map_at_%d=%.4f", r->mc.top_k,
+		         r->start_map);
+	}
 	for (epoch = r->start_epoch + 1; epoch <= r->mc.train.epochs; epoch++)
 		if (run_epoch(r, epoch, err))
 			return -1;
@@ -1414,7 +1467,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	r->cfg = cfg;
 	r->opts = opts;
 	r->threads = cfg->torch_threads ? cfg->torch_threads : ncpu();
-	r->baseline_map = NAN;
+	r->baseline_map = r->start_map = NAN;
 	gethostname(r->host, sizeof(r->host) - 1);
 	if (setup_paths(r, &err)) {
 		code = RUN_USAGE;
@@ -1468,11 +1521,11 @@ out:
 	if (code == RUN_OK || code == RUN_PARTIAL)
 		log_info("retrain", "retrain finished",
 		         "run_id=%lld status=%s model_id=%lld promoted=%d verdict=\"%s\" "
-		         "map_at_%d=%.4f baseline_map=%.4f active_model_id=%lld active_map=%.4f "
-		         "threshold=%.2f grouping_f1=%.4f active_grouping_f1=%.4f seed=%llu "
-		         "weights=%s elapsed_s=%.1f",
+		         "map_at_%d=%.4f baseline_map=%.4f start_map=%.4f active_model_id=%lld "
+		         "active_map=%.4f threshold=%.2f grouping_f1=%.4f active_grouping_f1=%.4f "
+		         "seed=%llu weights=%s elapsed_s=%.1f",
 		         (long long)r->run_id, status, (long long)oc.model_id, oc.promoted,
-		         oc.verdict, r->mc.top_k, oc.cand.map, r->baseline_map,
+		         oc.verdict, r->mc.top_k, oc.cand.map, r->baseline_map, r->start_map,
 		         (long long)oc.active_id, oc.act.map, oc.cand.threshold, oc.cand.g.f1,
 		         oc.act.g.f1, (unsigned long long)r->seed, oc.weights, now_s() - t0);
 	free_rt(r);

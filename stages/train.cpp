@@ -94,6 +94,7 @@ struct trainer {
 	int pending = 0; /* micro-batches whose gradients wait for a step */
 	bool autocast = false;
 	bool calibrating = false;
+	torch::Tensor imprint_sum; /* per class: sum of normalised embeddings */
 };
 
 namespace
@@ -291,6 +292,53 @@ int train_bn_calibrate_end(struct trainer *t, struct err *err)
 	if (net::guarded(err, "train calibrate", [&]() {
 		    n = net::bn_calibrate_end(*t->net);
 		    t->calibrating = false;
+		    return 0;
+	    }) < 0)
+		return -1;
+	return n;
+}
+
+int train_imprint(struct trainer *t, const float *x, const int *labels, int n, int h, int w,
+                  struct err *err)
+{
+	if (!t || !x || !labels)
+		return err_set(err, ERR_FATAL, "train: NULL argument");
+	if (check_batch(n, h, w, err) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (labels[i] < 0 || labels[i] >= t->o.classes)
+			return err_set(err, ERR_FATAL, "train: label %d outside 0..%d", labels[i],
+			               t->o.classes - 1);
+	return net::guarded(err, "train imprint", [&]() {
+		torch::NoGradGuard no_grad;
+		torch::Tensor e = embed_forward(*t, net::input(*t->net, x, n, h, w), false);
+		torch::Tensor y =
+		    torch::from_blob(const_cast<int *>(labels), {n}, torch::kInt).to(torch::kLong);
+
+		e = e / e.norm(2, 1, true).clamp_min(1e-12);
+		if (!t->imprint_sum.defined())
+			t->imprint_sum = torch::zeros_like(t->arc_w);
+		t->imprint_sum.index_add_(0, y.to(t->device), e.to(t->imprint_sum.dtype()));
+		return 0;
+	});
+}
+
+int train_imprint_end(struct trainer *t, struct err *err)
+{
+	int n = 0;
+
+	if (net::guarded(err, "train imprint", [&]() {
+		    torch::NoGradGuard no_grad;
+		    torch::Tensor norm, seen;
+
+		    if (!t->imprint_sum.defined())
+			    return 0;
+		    norm = t->imprint_sum.norm(2, 1, true);
+		    seen = norm.squeeze(1) > 0;
+		    n = (int)seen.sum().item<int64_t>();
+		    t->arc_w.copy_(torch::where(norm > 0, t->imprint_sum / norm.clamp_min(1e-12),
+		                                t->arc_w));
+		    t->imprint_sum = torch::Tensor();
 		    return 0;
 	    }) < 0)
 		return -1;

@@ -65,6 +65,16 @@ int train_bn_calibrate(struct trainer *t, const float *x, int n, int h, int w, s
 /* Returns the number of BatchNorms recalibrated, or -1. */
 int train_bn_calibrate_end(struct trainer *t, struct err *err);
 
+/* Weight imprinting: feed train_imprint() every training image once (no
+ * augmentation) with its class; train_imprint_end() then sets each class's
+ * ArcFace weights to the normalised mean of its embeddings, so that training
+ * starts from logits that already mean something instead of random class
+ * directions (which pull the embeddings apart before they learn). Returns
+ * the number of classes set, or -1. */
+int train_imprint(struct trainer *t, const float *x, const int *labels, int n, int h, int w,
+                  struct err *err);
+int train_imprint_end(struct trainer *t, struct err *err);
+
 /* One micro-batch: N images (N x 3 x H x W floats, normalised) with their
  * class LABELS (0..classes-1). Forward, ArcFace loss, backward; every
  * grad_accumulation micro-batches the optimizer steps with the scheduled
