@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "resize.h"
+#include "registry.h"
 #include "retrain.h"
 #include "run.h"
 #include "source.h"
@@ -314,9 +315,9 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 
 	if (promote) {
-		code = retrain_promote(cfg, promote_id);
+		code = registry_promote(cfg, promote_id);
 	} else if (rollback) {
-		code = retrain_rollback(cfg);
+		code = registry_rollback(cfg);
 	} else if (!strcmp(command, "retrain")) {
 		if (resize_init(argv[0], 1, &err)) {
 			fprintf(stderr, "pipeline-run: %s\n", err.msg);

@@ -419,7 +419,10 @@ static int job_add(struct group_job *job, const char *ad, const char *image_id,
 	return 0;
 }
 
-/* Group every ad of JOB from its stored embeddings and write the groups. */
+/* Group every ad of JOB from its stored embeddings and write the groups.
+ * LIMIT: an ad is grouped over the photos the model has embedded; after a
+ * promotion, photos of the ad that arrived on other dates join its groups
+ * once those dates are run again. */
 static int op_group_ads(struct run *r, void *arg, struct err *err)
 {
 	struct group_job *job = arg;

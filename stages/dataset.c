@@ -172,6 +172,8 @@ int dataset_tensor_as(const struct dataset *ds, size_t i, const struct resize_op
 	return rc;
 }
 
+/* LIMIT: a photo over the cache cap is decoded on the caller's thread at
+ * every use, with no read-ahead, so training waits for libvips. */
 int dataset_tensor(const struct dataset *ds, size_t i, float *out, struct err *err)
 {
 	if (ds->photos[i].cached) {

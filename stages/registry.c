@@ -1,5 +1,9 @@
-/* registry.c - a registered model's inference settings to and from JSON. */
+/* registry.c - a registered model's inference settings to and from JSON, and
+ * the commands that change the active model. */
 #include "registry.h"
+
+#include "log.h"
+#include "run.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -138,4 +142,64 @@ int registry_file_sha256(const char *path, char hex[65], struct err *err)
 	snprintf(hex, 65, "%s", g_checksum_get_string(ck));
 	g_checksum_free(ck);
 	return bad ? err_set(err, ERR_FATAL, "%s: read error", path) : 0;
+}
+
+/* ---- commands ---- */
+
+int registry_promote(const struct config *cfg, int64_t id)
+{
+	struct err err = {0};
+	struct store *s = store_open(cfg->db_conninfo, &err);
+	struct store_model_info info = {0};
+	char sha[65];
+	int64_t previous = 0;
+	int code = RUN_FAILED, applied = 0;
+
+	if (!s || store_migrate(s, cfg->sql_dir, &applied, &err))
+		goto out;
+	if (store_model_get(s, id, &info, &err)) {
+		code = RUN_USAGE;
+		goto out;
+	}
+	if (registry_file_sha256(info.weights_path, sha, &err))
+		goto out;
+	if (strcmp(sha, info.weights_sha256)) {
+		err_set(&err, ERR_FATAL,
+		        "model %lld: %s has checksum %s, registered %s; not "
+		        "promoted",
+		        (long long)id, info.weights_path, sha, info.weights_sha256);
+		goto out;
+	}
+	if (store_model_activate(s, id, "manual", 0, "--promote", &previous, &err))
+		goto out;
+	log_info("registry", previous == id ? "model already active" : "model promoted",
+	         "model_id=%lld previous_model_id=%lld weights=%s", (long long)id,
+	         (long long)previous, info.weights_path);
+	code = RUN_OK;
+out:
+	if (code != RUN_OK)
+		log_error("registry", "promotion failed", "model_id=%lld error=\"%s\"",
+		          (long long)id, err.msg);
+	store_model_info_free(&info);
+	store_close(s);
+	return code;
+}
+
+int registry_rollback(const struct config *cfg)
+{
+	struct err err = {0};
+	struct store *s = store_open(cfg->db_conninfo, &err);
+	int64_t now_active = 0, undone = 0;
+	int code = RUN_FAILED, applied = 0;
+
+	if (s && !store_migrate(s, cfg->sql_dir, &applied, &err) &&
+	    !store_model_rollback(s, &now_active, &undone, &err)) {
+		log_info("registry", "rolled back", "model_id=%lld retired_model_id=%lld",
+		         (long long)now_active, (long long)undone);
+		code = RUN_OK;
+	} else {
+		log_error("registry", "rollback failed", "error=\"%s\"", err.msg);
+	}
+	store_close(s);
+	return code;
 }

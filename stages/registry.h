@@ -5,7 +5,7 @@
  * normalisation: {"pool": "Average", "gem_p": 3, "normalization": "Custom",
  * "mean": [128, 128, 128], "std": [128, 128, 128]} (mean and std in pixel
  * units). These helpers turn a model config into that JSON and a registry
- * row back into a model config. */
+ * row back into a model config; the two commands change the active model. */
 #ifndef STAGES_REGISTRY_H
 #define STAGES_REGISTRY_H
 
@@ -39,6 +39,15 @@ void registry_resize_opts(const struct model_config *mc, struct resize_opts *out
 /* SHA-256 of the file PATH as lowercase hex into HEX (ERR_FATAL when it
  * cannot be read). */
 int registry_file_sha256(const char *path, char hex[65], struct err *err);
+
+/* pipeline-run --promote ID: make model ID active (recorded as a manual
+ * promotion) once its weights file is there with the registered checksum.
+ * Returns an exit code (enum run_exit of run.h). */
+int registry_promote(const struct config *cfg, int64_t id);
+
+/* pipeline-run --rollback: make the model that was active before the newest
+ * promotion active again. Returns an exit code. */
+int registry_rollback(const struct config *cfg);
 
 #ifdef __cplusplus
 }

@@ -1,16 +1,18 @@
 /* retrain.c - the retraining stage: data, split, epochs with checkpoints,
- * evaluation, the promotion gate and the registry commands. */
+ * evaluation and the promotion gate. */
 #include "retrain.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -51,8 +53,10 @@ struct epoch_stat {
 /* Scores of one model on the validation photos. */
 struct val_score {
 	double map;
-	double threshold;
-	struct eval_grouping g;
+	double threshold;       /* the one the model runs with */
+	struct eval_grouping g; /* grouping at that threshold */
+	double best_threshold;  /* the best of the sweep, and its scores */
+	struct eval_grouping best;
 };
 
 struct rt {
@@ -83,9 +87,10 @@ struct rt {
 	struct trainer *tr;
 	struct epoch_stat hist[MAX_EPOCHS];
 	int nhist;
-	double baseline_map;	/* the starting weights as the nightly run embeds with them */
-	double start_map;	/* the network at step 0 (a new head is random) */
+	double baseline_map; /* the starting weights as the nightly run embeds with them */
+	double start_map;    /* the network at step 0 (a new head is random) */
 	int start_epoch;
+	int lock_fd; /* flock on the checkpoint folder; 0: none */
 };
 
 static double now_s(void)
@@ -209,7 +214,7 @@ static int load_data(struct rt *r, struct err *err)
 	} else {
 		/* bounded on the server: libpq holds a whole result in memory */
 		char *sql = g_strdup_printf("SELECT * FROM (%s) AS labels LIMIT %d",
-					    cfg->retrain_labels_query, cfg->retrain_max_photos + 1);
+		                            cfg->retrain_labels_query, cfg->retrain_max_photos + 1);
 		int rc;
 
 		dataset_init(&r->ds, "labels query");
@@ -440,7 +445,7 @@ out:
 static int tune_threshold(struct rt *r, const float *emb, int dim, struct val_score *s,
                           struct err *err)
 {
-	double best = -1, f1[SWEEP_STEPS];
+	double best = -1;
 	int k, first = 0, last = 0;
 
 	for (k = 0; k < SWEEP_STEPS; k++) {
@@ -448,7 +453,6 @@ static int tune_threshold(struct rt *r, const float *emb, int dim, struct val_sc
 
 		if (grouping_at(r, emb, dim, k / (double)SWEEP_STEPS, &g, err))
 			return -1;
-		f1[k] = g.f1;
 		if (g.f1 > best + 1e-12) {
 			best = g.f1;
 			first = last = k;
@@ -456,9 +460,8 @@ static int tune_threshold(struct rt *r, const float *emb, int dim, struct val_sc
 			last = k;
 		}
 	}
-	(void)f1;
-	s->threshold = ((first + last) / 2) / (double)SWEEP_STEPS;
-	return grouping_at(r, emb, dim, s->threshold, &s->g, err);
+	s->best_threshold = ((first + last) / 2) / (double)SWEEP_STEPS;
+	return grouping_at(r, emb, dim, s->best_threshold, &s->best, err);
 }
 
 /* mAP@k of N embeddings of the validation photos. */
@@ -498,9 +501,11 @@ static int score_weights(struct rt *r, const struct model_config *mc, const char
 	if (embed_val(r, embed_model, m, dim, same ? NULL : &ro, emb, err) ||
 	    score_map(r, emb, dim, &s->map, err))
 		goto out;
+	if (tune_threshold(r, emb, dim, s, err))
+		goto out;
 	if (isnan(threshold)) {
-		if (tune_threshold(r, emb, dim, s, err))
-			goto out;
+		s->threshold = s->best_threshold;
+		s->g = s->best;
 	} else {
 		s->threshold = threshold;
 		if (grouping_at(r, emb, dim, threshold, &s->g, err))
@@ -644,6 +649,8 @@ static int resume_seed(struct rt *r, struct err *err)
 	return ret;
 }
 
+/* LIMIT: a resumed run matches an uninterrupted one bit for bit only with
+ * the same libtorch, CPU and thread count, which decide how sums round. */
 static int resume_state(struct rt *r, struct err *err)
 {
 	char path[CONFIG_PATH_MAX], ckpt[CONFIG_PATH_MAX];
@@ -1055,6 +1062,8 @@ static cJSON *metrics_json(const struct rt *r, const struct val_score *cand,
 		cJSON_AddNumberToObject(o, "active_map", act->map);
 		cJSON_AddNumberToObject(o, "active_grouping_f1", act->g.f1);
 		cJSON_AddNumberToObject(o, "active_threshold", act->threshold);
+		cJSON_AddNumberToObject(o, "active_best_grouping_f1", act->best.f1);
+		cJSON_AddNumberToObject(o, "active_best_threshold", act->best_threshold);
 	}
 	cJSON_AddItemToObject(o, "epochs", history_json(r));
 	return o;
@@ -1395,11 +1404,28 @@ out:
 	return classes < 0 ? -1 : 0;
 }
 
+/* One retrain per checkpoint folder: a second one would overwrite the
+ * first's checkpoints. The lock goes with the process. */
+static int lock_checkpoints(struct rt *r, struct err *err)
+{
+	char path[CONFIG_PATH_MAX];
+
+	if (join_path(path, sizeof(path), r->ckpt_dir, "lock", err))
+		return -1;
+	r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (r->lock_fd < 0)
+		return err_set(err, ERR_FATAL, "cannot open %s: %s", path, strerror(errno));
+	if (flock(r->lock_fd, LOCK_EX | LOCK_NB))
+		return err_set(err, ERR_FATAL, "another retrain is using %s (%s)", r->ckpt_dir,
+		               strerror(errno));
+	return 0;
+}
+
 static int train_all(struct rt *r, struct err *err)
 {
 	int epoch;
 
-	if (make_dir(r->ckpt_dir, err) || open_trainer(r, err))
+	if (make_dir(r->ckpt_dir, err) || lock_checkpoints(r, err) || open_trainer(r, err))
 		return -1;
 	if (r->opts->resume) {
 		if (resume_state(r, err))
@@ -1427,8 +1453,7 @@ static int train_all(struct rt *r, struct err *err)
 		 * had none, it is not the model the baseline scored */
 		if (trainer_map(r, &r->start_map, err))
 			return -1;
-		log_info("retrain", "training starts", "map_at_%d=%.4f", r->mc.top_k,
-		         r->start_map);
+		log_info("retrain", "training starts", "map_at_%d=%.4f", r->mc.top_k, r->start_map);
 	}
 	for (epoch = r->start_epoch + 1; epoch <= r->mc.train.epochs; epoch++)
 		if (run_epoch(r, epoch, err))
@@ -1447,6 +1472,8 @@ static void free_rt(struct rt *r)
 	free(r->val_labels);
 	free(r->val_ad);
 	store_close(r->store);
+	if (r->lock_fd > 0)
+		close(r->lock_fd);
 }
 
 int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
@@ -1460,6 +1487,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 
 	memset(&oc, 0, sizeof(oc));
 	oc.cand.map = oc.act.map = NAN;
+	oc.act.threshold = oc.act.best_threshold = NAN;
 	if (!r) {
 		log_error("retrain", "out of memory", NULL);
 		return RUN_FAILED;
@@ -1522,73 +1550,15 @@ out:
 		log_info("retrain", "retrain finished",
 		         "run_id=%lld status=%s model_id=%lld promoted=%d verdict=\"%s\" "
 		         "map_at_%d=%.4f baseline_map=%.4f start_map=%.4f active_model_id=%lld "
-		         "active_map=%.4f threshold=%.2f grouping_f1=%.4f active_grouping_f1=%.4f "
-		         "seed=%llu weights=%s elapsed_s=%.1f",
+		         "active_map=%.4f threshold=%.2f grouping_f1=%.4f active_threshold=%.2f "
+		         "active_grouping_f1=%.4f active_best_threshold=%.2f "
+		         "active_best_grouping_f1=%.4f seed=%llu weights=%s elapsed_s=%.1f",
 		         (long long)r->run_id, status, (long long)oc.model_id, oc.promoted,
 		         oc.verdict, r->mc.top_k, oc.cand.map, r->baseline_map, r->start_map,
 		         (long long)oc.active_id, oc.act.map, oc.cand.threshold, oc.cand.g.f1,
-		         oc.act.g.f1, (unsigned long long)r->seed, oc.weights, now_s() - t0);
+		         oc.act.threshold, oc.act.g.f1, oc.act.best_threshold, oc.act.best.f1,
+		         (unsigned long long)r->seed, oc.weights, now_s() - t0);
 	free_rt(r);
 	free(r);
-	return code;
-}
-
-/* ---- registry commands ---- */
-
-int retrain_promote(const struct config *cfg, int64_t id)
-{
-	struct err err = {0};
-	struct store *s = store_open(cfg->db_conninfo, &err);
-	struct store_model_info info = {0};
-	char sha[65];
-	int64_t previous = 0;
-	int code = RUN_FAILED, applied = 0;
-
-	if (!s || store_migrate(s, cfg->sql_dir, &applied, &err))
-		goto out;
-	if (store_model_get(s, id, &info, &err)) {
-		code = RUN_USAGE;
-		goto out;
-	}
-	if (registry_file_sha256(info.weights_path, sha, &err))
-		goto out;
-	if (strcmp(sha, info.weights_sha256)) {
-		err_set(&err, ERR_FATAL,
-		        "model %lld: %s has checksum %s, registered %s; not "
-		        "promoted",
-		        (long long)id, info.weights_path, sha, info.weights_sha256);
-		goto out;
-	}
-	if (store_model_activate(s, id, "manual", 0, "--promote", &previous, &err))
-		goto out;
-	log_info("registry", previous == id ? "model already active" : "model promoted",
-	         "model_id=%lld previous_model_id=%lld weights=%s", (long long)id,
-	         (long long)previous, info.weights_path);
-	code = RUN_OK;
-out:
-	if (code != RUN_OK)
-		log_error("registry", "promotion failed", "model_id=%lld error=\"%s\"",
-		          (long long)id, err.msg);
-	store_model_info_free(&info);
-	store_close(s);
-	return code;
-}
-
-int retrain_rollback(const struct config *cfg)
-{
-	struct err err = {0};
-	struct store *s = store_open(cfg->db_conninfo, &err);
-	int64_t now_active = 0, undone = 0;
-	int code = RUN_FAILED, applied = 0;
-
-	if (s && !store_migrate(s, cfg->sql_dir, &applied, &err) &&
-	    !store_model_rollback(s, &now_active, &undone, &err)) {
-		log_info("registry", "rolled back", "model_id=%lld retired_model_id=%lld",
-		         (long long)now_active, (long long)undone);
-		code = RUN_OK;
-	} else {
-		log_error("registry", "rollback failed", "error=\"%s\"", err.msg);
-	}
-	store_close(s);
 	return code;
 }

@@ -1,11 +1,11 @@
-/* retrain.h - the weekly retraining stage and the model registry commands.
+/* retrain.h - the weekly retraining stage.
  *
  * retrain_run(): labelled photos -> decode -> split by label -> ArcFace
  * training with a checkpoint per epoch -> the trained weights (.safetensors
  * and a .json sidecar) -> evaluation of the new model and of the active one
  * on the same validation photos -> registered as a candidate, and promoted
- * when its validation mAP@k beats the active model's. Every call returns an
- * exit code (enum run_exit of run.h). One call at a time per process. */
+ * when its validation mAP@k beats the active model's. Returns an exit code
+ * (enum run_exit of run.h). One call at a time per process. */
 #ifndef STAGES_RETRAIN_H
 #define STAGES_RETRAIN_H
 
@@ -24,13 +24,6 @@ struct retrain_opts {
 
 /* Train, evaluate, register and maybe promote a model. */
 int retrain_run(const struct config *cfg, const struct retrain_opts *o);
-
-/* Make model ID active (recorded as a manual promotion) once its weights
- * file is there with the registered checksum. */
-int retrain_promote(const struct config *cfg, int64_t id);
-
-/* Make the model that was active before the newest promotion active again. */
-int retrain_rollback(const struct config *cfg);
 
 /* Ask a running retrain to stop before its next batch (signal-safe); the
  * last finished epoch's checkpoint stays for --resume. */

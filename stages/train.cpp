@@ -161,6 +161,8 @@ int setup(trainer &t, struct err *err)
 	if (!t.net)
 		return -1;
 	t.device = net::device(*t.net);
+	/* LIMIT: bf16 autocast on CUDA is written but untested here (the build
+	 * machines' libtorch is CPU-only); on the CPU it is not used. */
 	t.autocast = o.mixed_precision && t.device.is_cuda();
 
 	if (net::head(*t.net, &hw, &hb) && hw.size(0) == o.embedding_size) {
@@ -336,8 +338,8 @@ int train_imprint_end(struct trainer *t, struct err *err)
 		    norm = t->imprint_sum.norm(2, 1, true);
 		    seen = norm.squeeze(1) > 0;
 		    n = (int)seen.sum().item<int64_t>();
-		    t->arc_w.copy_(torch::where(norm > 0, t->imprint_sum / norm.clamp_min(1e-12),
-		                                t->arc_w));
+		    t->arc_w.copy_(
+		        torch::where(norm > 0, t->imprint_sum / norm.clamp_min(1e-12), t->arc_w));
 		    t->imprint_sum = torch::Tensor();
 		    return 0;
 	    }) < 0)
