@@ -213,9 +213,13 @@ static int load_data(struct rt *r, struct err *err)
 			return -1;
 	} else {
 		/* bounded on the server: libpq holds a whole result in memory */
-		char *sql = g_strdup_printf("SELECT * FROM (%s) AS labels LIMIT %d",
-		                            cfg->retrain_labels_query, cfg->retrain_max_photos + 1);
-		int rc;
+		int len = (int)strlen(cfg->retrain_labels_query), rc;
+		char *sql;
+
+		while (len > 0 && strchr("; \t\r\n", cfg->retrain_labels_query[len - 1]))
+			len--;
+		sql = g_strdup_printf("SELECT * FROM (%.*s) AS labels LIMIT %d", len,
+		                      cfg->retrain_labels_query, cfg->retrain_max_photos + 1);
 
 		dataset_init(&r->ds, "labels query");
 		rc = store_query_pairs(r->store, sql, load_labels_row, r, err);

@@ -58,6 +58,23 @@ run_pipeline 2 --promote x --config "$CFG"
 run_pipeline 2 --stage weekly --config "$CFG"
 run_pipeline 2 --stage retrain --date 2026-11-30 --config "$CFG"
 
+# labels from a SQL query (read-only, cut at retrain.max_photos): five rows,
+# one of them bad, are read and decoded; two labels are too few to split
+q "create table photo_labels (image text, label text)"
+q "insert into photo_labels values ('bicycle_final/111085122871_0.JPG', 'a'),
+	('bicycle_final/111085122871_1.JPG', 'a'), ('bicycle_final/nope.JPG', 'b'),
+	('chair_final/110917205598_0.JPG', 'b'), ('chair_final/110917205598_1.JPG', 'b')"
+sed "s|labels_csv: .*|labels_query: \"select image, label from photo_labels order by image;\"|" \
+	"$CFG" >"$T/query.yaml"
+run_pipeline 1 --stage retrain --config "$T/query.yaml"
+grep -q 'msg="labelled photos decoded" source=labels query rows=5 photos=4 bad=1' \
+	"$T/run.log" || fail "labels query not read"
+grep -q 'labels query: 2 labels in use give 2 for training and 0 for validation' \
+	"$T/run.log" || fail "no split error"
+sed -i 's|    model_dir:|    max_photos: 3\n    model_dir:|' "$T/query.yaml"
+run_pipeline 1 --stage retrain --config "$T/query.yaml"
+grep -q "more than 3 rows (retrain.max_photos)" "$T/run.log" || fail "labels query not bounded"
+
 # the ImageNet weights become the first active model
 run_pipeline 0 --config "$CFG" --date 2026-11-30
 imagenet=$(q "select id from models where status = 'active'")
@@ -96,7 +113,8 @@ grep -q '"seed":	7' "$sidecar" || fail "sidecar lacks the seed"
 grep -q '"threshold":' "$sidecar" || fail "sidecar lacks the threshold"
 expect_eq "$(q "select kind || ':' || status || ':' || photos_failed from pipeline_runs
 	order by id desc limit 1")" retrain:partial:2 "retrain run row"
-expect_eq "$(q "select count(*) from failures where stage = 'retrain'")" 2 "bad rows recorded"
+expect_eq "$(q "select count(*) from failures where key like 'retrain:labels.csv:%'")" 2 \
+	"bad rows recorded"
 
 # ---- killed after epoch 1, resumed: the same weights ----
 ckpt="$T/models/checkpoints"
