@@ -12,11 +12,13 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "report.h"
 #include "resize.h"
 #include "registry.h"
 #include "retrain.h"
 #include "run.h"
 #include "source.h"
+#include "status.h"
 
 #ifndef PIPELINE_VERSION
 #define PIPELINE_VERSION "0.1.0"
@@ -36,6 +38,8 @@ enum opt_id {
 	OPT_TRUTH,
 	OPT_LABELS,
 	OPT_THRESHOLD,
+	OPT_OUT,
+	OPT_LIMIT,
 	OPT_STAGE,
 	OPT_RESUME,
 	OPT_PROMOTE,
@@ -72,6 +76,8 @@ static const struct opt_def opts[] = {
 	 "evaluate: true items, columns image_id,ad_id,item"},
 	{"labels", required_argument, OPT_LABELS, "CSV",
 	 "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
+	{"out", required_argument, OPT_OUT, "DIR", "report: folder for index.html"},
+	{"limit", required_argument, OPT_LIMIT, "N", "status: how many runs to list (default 10)"},
 	{"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
 	{"debug", required_argument, OPT_DEBUG, "LIST",
 	 "debug lines for categories: kafka,pg,vips,torch,all"},
@@ -96,6 +102,8 @@ static void usage(FILE *out)
 	        "  retrain    the weekly retraining (same as --stage retrain)\n"
 		"  migrate    apply pending database migrations\n"
 		"  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
+		"  status     last runs, the active model, pending failures, runs going now\n"
+		"  report     an HTML page of the groups of the ads of --date, into --out DIR\n"
 		"\n"
 		"options:\n");
 	for (i = 0; i < NOPTS; i++) {
@@ -115,7 +123,9 @@ static void usage(FILE *out)
 		"  0  ok\n"
 		"  1  failed: the run could not finish (nothing half-done is committed)\n"
 		"  2  usage or configuration error\n"
-		"  3  finished, but some photos failed (recorded with their reasons)\n");
+		"  3  finished, but some photos failed (recorded with their reasons)\n"
+		"  4  stopped by SIGTERM/SIGINT: the photos in flight were written, the rest not\n"
+		"  5  busy: another run of the same date (or nightly) holds the lock; nothing done\n");
 }
 
 static void on_signal(int sig)
@@ -145,11 +155,12 @@ int main(int argc, char **argv)
 	char short_opts[64] = "";
 	const char *config_path = getenv("PIPELINE_CONFIG");
 	const char *command = "run";
-	const char *truth = NULL, *labels = NULL, *threshold = NULL, *stage = NULL;
-	const char *promote = NULL;
+	const char *truth = NULL, *labels = NULL, *threshold = NULL, *out_dir = NULL;
+	const char *stage = NULL, *promote = NULL;
 	struct retrain_opts rto = {0, PIPELINE_VERSION};
 	int64_t promote_id = 0;
 	int rollback = 0;
+	long limit = 10;
 	struct run_opts ro = {NULL, 0, PIPELINE_VERSION};
 	struct config *cfg = NULL;
 	struct sigaction sa;
@@ -213,6 +224,20 @@ int main(int argc, char **argv)
 		case OPT_LABELS:
 			labels = optarg;
 			break;
+		case OPT_OUT:
+			out_dir = optarg;
+			break;
+		case OPT_LIMIT: {
+			char *end;
+
+			limit = strtol(optarg, &end, 10);
+			if (end == optarg || *end || limit < 1 || limit > 10000) {
+				fprintf(stderr, "pipeline-run: --limit: '%s' is not a count in "
+					"[1, 10000]\n", optarg);
+				return RUN_USAGE;
+			}
+			break;
+		}
 		case OPT_VERBOSE:
 			log_set_debug("all");
 			break;
@@ -239,7 +264,7 @@ int main(int argc, char **argv)
 		return RUN_USAGE;
 	}
 	if (strcmp(command, "run") && strcmp(command, "migrate") && strcmp(command, "evaluate") &&
-	    strcmp(command, "retrain")) {
+	    strcmp(command, "status") && strcmp(command, "report") && strcmp(command, "retrain")) {
 		fprintf(stderr, "pipeline-run: unknown command '%s' (see --help)\n", command);
 		return RUN_USAGE;
 	}
@@ -276,6 +301,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pipeline-run: evaluate needs --truth and/or --labels\n");
 		return RUN_USAGE;
 	}
+	if (!strcmp(command, "report") && (!ro.date || !out_dir)) {
+		fprintf(stderr, "pipeline-run: report needs --date and --out\n");
+		return RUN_USAGE;
+	}
 	if (ro.date) {
 		struct source_window w;
 
@@ -285,6 +314,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	log_set_prefix(LOG_PREFIX_AUTO);
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg)
 		return RUN_FAILED;
@@ -292,6 +322,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pipeline-run: config: %s\n", err.msg);
 		goto out;
 	}
+	log_set_prefix((enum log_prefix)cfg->log_prefix);
 	if (threshold) {
 		char *end;
 		double t = strtod(threshold, &end);
@@ -330,6 +361,16 @@ int main(int argc, char **argv)
 		code = run_migrate(cfg);
 	} else if (!strcmp(command, "evaluate")) {
 		code = run_evaluate(cfg, truth, labels);
+	} else if (!strcmp(command, "status")) {
+		code = status_print(cfg, (int)limit, stdout);
+	} else if (!strcmp(command, "report")) {
+		if (resize_init(argv[0], 1, &err)) {
+			fprintf(stderr, "pipeline-run: %s\n", err.msg);
+			code = RUN_FAILED;
+			goto out;
+		}
+		code = report_write(cfg, ro.date, out_dir);
+		resize_shutdown();
 	} else {
 		if (resize_init(argv[0], 1, &err)) {
 			fprintf(stderr, "pipeline-run: %s\n", err.msg);

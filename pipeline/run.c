@@ -18,8 +18,11 @@
 #include "fetch.h"
 #include "group.h"
 #include "item.h"
+#include "lock.h"
 #include "log.h"
 #include "model.h"
+#include "notify.h"
+#include "observe.h"
 #include "queue.h"
 #include "registry.h"
 #include "resize.h"
@@ -52,6 +55,8 @@ struct run {
 	struct resize_opts ropts;
 	struct model *model;
 	struct store *store;
+	struct run_lock *lock;
+	struct observe obs;
 	struct queue *q_embed;	/* struct item * */
 	struct queue *q_store;	/* struct batch * */
 	int64_t run_id, model_id;
@@ -173,8 +178,12 @@ static void *resize_worker(void *arg)
 				run_fail(r, &e);
 			break;
 		}
-		if (it->ok)
+		if (it->ok) {
+			double t = observe_now();
+
 			process_item(r, it);
+			observe_stage(&r->obs, METRICS_RESIZE, t);
+		}
 		if (queue_push(r->q_embed, it)) {
 			item_release(it);
 			free(it);
@@ -191,6 +200,7 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 {
 	size_t floats = 3 * (size_t)r->ropts.width * (size_t)r->ropts.height;
 	struct err e = {0};
+	double t;
 	size_t i;
 	int n = 0;
 
@@ -200,10 +210,12 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 			       floats * sizeof(float));
 	if (n == 0)
 		return 0;
+	t = observe_now();
 	if (model_embed(r->model, input, n, r->ropts.height, r->ropts.width, output, &e)) {
 		run_fail(r, &e);
 		return -1;
 	}
+	observe_stage(&r->obs, METRICS_EMBED, t);
 	n = 0;
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
@@ -355,6 +367,7 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 		const struct item *it = b->items[i];
 
 		r->photos_in++;
+		observe_item(&r->obs, it);
 		if (it->ok) {
 			r->embedded++;
 		} else {
@@ -632,10 +645,15 @@ static void store_loop(struct run *r)
 
 	while ((got = queue_pop(r->q_store, &p)) == 1) {
 		struct batch *b = p;
+		double t = observe_now();
 
 		if (store_batch(r, b, &e))
 			run_fail(r, &e);
+		observe_stage(&r->obs, METRICS_STORE, t);
 		batch_free(b);
+		observe_tick(&r->obs, stop_requested);
+		if (r->lock && lock_check(r->lock, &e) > 0)
+			run_fail(r, &e);
 	}
 }
 
@@ -652,6 +670,34 @@ static void drain(struct run *r)
 		batch_free(p);
 }
 
+/* While another process waits for the lock, keep systemd's start timeout
+ * from running out and give up on a stop request. */
+static int lock_wait_tick(void *arg, double waited_s)
+{
+	(void)arg;
+	(void)waited_s;
+	notify_extend_timeout(5000000);
+	return stop_requested;
+}
+
+/* One run per scope: returns RUN_OK with the lock held, RUN_BUSY or
+ * RUN_FAILED. */
+static int take_lock(struct run *r, const char *kind, struct err *err)
+{
+	char scope[LOCK_SCOPE_MAX];
+	long abandoned;
+	int rc;
+
+	lock_scope(kind, r->opts->date, scope);
+	rc = lock_take(r->cfg->db_conninfo, scope, r->cfg->lock_wait_s, lock_wait_tick, NULL,
+		       &r->lock, err);
+	if (rc)
+		return rc > 0 ? RUN_BUSY : RUN_FAILED;
+	if (lock_close_abandoned(r->store, kind, r->opts->date, &abandoned, err))
+		return RUN_FAILED;
+	return RUN_OK;
+}
+
 int run_nightly(const struct config *cfg, const struct run_opts *o)
 {
 	struct run r = {0};
@@ -661,8 +707,9 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	pthread_t embedder;
 	int nworkers = cfg->resize_threads ? cfg->resize_threads : ncpu();
 	int started = 0, embed_started = 0, i;
-	double t0 = now_s();
+	double t0 = now_s(), tg;
 	const char *status;
+	const char *kind = o->date ? "backfill" : "nightly";
 	int code = RUN_FAILED;
 	char host[256] = "";
 
@@ -672,6 +719,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	pthread_mutex_init(&r.src_lock, NULL);
 	pthread_mutex_init(&r.err_lock, NULL);
 	gethostname(host, sizeof(host) - 1);
+	observe_begin(&r.obs, cfg, kind, o->date, o->version);
 
 	if (o->date && source_window_date(o->date, &win, &err))
 		return RUN_USAGE;
@@ -685,11 +733,13 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	}
 	if (!o->dry_run && open_store(&r, &err))
 		goto out;
+	if (!o->dry_run && (code = take_lock(&r, kind, &err)) != RUN_OK)
+		goto out;
+	code = RUN_FAILED;
 	if (isnan(r.threshold))
 		r.threshold = cfg->default_threshold;
 	if (!o->dry_run) {
-		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
-				       o->version, r.model_id};
+		struct store_run sr = {kind, o->date, host, o->version, r.model_id};
 
 		if (store_run_begin(r.store, &sr, &r.run_id, &err))
 			goto out;
@@ -697,6 +747,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
+	observe_ready(&r.obs, r.store, r.run_id, r.model_id, observe_count_source(cfg, &win));
 	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
 		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
 		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
@@ -721,14 +772,21 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		err = r.err;
 		goto out;
 	}
+	observe_phase(&r.obs, "grouping %zu ads", r.ads.len);
+	tg = now_s();
 	if (!o->dry_run && group_touched(&r, &err))
 		goto out;
-	code = r.photos_failed ? RUN_PARTIAL : RUN_OK;
+	observe_stage(&r.obs, METRICS_GROUP, tg);
+	code = stop_requested ? RUN_STOPPED : r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
-	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
+	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial"
+		 : code == RUN_STOPPED ? "stopped" : code == RUN_BUSY ? "busy" : "failed";
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
 			  err.msg);
+	if (code == RUN_STOPPED)
+		err_set(&err, ERR_FATAL, "stopped by a signal after %ld photos; what was processed "
+			"is written", r.photos_in);
 	if (r.store && r.run_id) {
 		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
 					     r.ads_grouped, now_s() - t0};
@@ -737,6 +795,10 @@ out:
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
 			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
 	}
+	/* a run turned away by the lock leaves the running one's metrics alone */
+	if (code != RUN_BUSY)
+		observe_end(&r.obs, r.store, r.run_id, status, code, r.ads_grouped, r.groups,
+			    code == RUN_OK || code == RUN_PARTIAL ? NULL : err.msg);
 	log_info("run", "run finished", "run_id=%lld status=%s photos_in=%ld embedded=%ld "
 		 "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
 		 (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
@@ -744,6 +806,7 @@ out:
 		 stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);
+	lock_release(r.lock);
 	store_close(r.store);
 	fetch_free(&r.fetch);
 	queue_free(r.q_embed);

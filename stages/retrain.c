@@ -22,8 +22,11 @@
 #include "dataset.h"
 #include "evaluate.h"
 #include "group.h"
+#include "lock.h"
 #include "log.h"
 #include "model.h"
+#include "notify.h"
+#include "observe.h"
 #include "registry.h"
 #include "rng.h"
 #include "run.h"
@@ -90,7 +93,9 @@ struct rt {
 	double baseline_map; /* the starting weights as the nightly run embeds with them */
 	double start_map;    /* the network at step 0 (a new head is random) */
 	int start_epoch;
-	int lock_fd; /* flock on the checkpoint folder; 0: none */
+	int lock_fd;           /* flock on the checkpoint folder; 0: none */
+	struct run_lock *lock; /* the "retrain" scope in the database */
+	struct observe obs;    /* systemd status, metrics file */
 };
 
 static double now_s(void)
@@ -895,6 +900,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 		goto out;
 	}
 	pixel_norm(&r->ds.ropts, &norm);
+	observe_phase(&r->obs, "epoch %d of %d", epoch, t->epochs);
 	train_reseed(r->tr, rng_derive(r->seed, 3, (uint64_t)epoch));
 	memcpy(order, r->train_idx, r->ntrain * sizeof(int));
 	rng_seed(&rng, rng_derive(r->seed, 1, (uint64_t)epoch));
@@ -964,6 +970,8 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	st->seconds = now_s() - t0;
 	r->nhist++;
 	if (save_checkpoint(r, epoch, err))
+		goto out;
+	if (r->lock && lock_check(r->lock, err) > 0)
 		goto out;
 	if (st->evaluated)
 		log_info("retrain", "epoch done",
@@ -1465,6 +1473,35 @@ static int train_all(struct rt *r, struct err *err)
 	return 0;
 }
 
+/* While another retrain holds the lock, keep systemd's start timeout from
+ * running out and give up on a stop request. */
+static int lock_wait_tick(void *arg, double waited_s)
+{
+	(void)arg;
+	(void)waited_s;
+	notify_extend_timeout(5000000);
+	return stop_requested;
+}
+
+/* One retrain at a time (scope "retrain"): RUN_OK with the lock held,
+ * RUN_BUSY or RUN_FAILED. A retrain row still 'running' then belongs to a
+ * process that died and is closed as failed. */
+static int take_lock(struct rt *r, struct err *err)
+{
+	char scope[LOCK_SCOPE_MAX];
+	long abandoned = 0;
+	int rc;
+
+	lock_scope("retrain", NULL, scope);
+	rc = lock_take(r->cfg->db_conninfo, scope, r->cfg->lock_wait_s, lock_wait_tick, NULL,
+	               &r->lock, err);
+	if (rc)
+		return rc > 0 ? RUN_BUSY : RUN_FAILED;
+	if (lock_close_abandoned(r->store, "retrain", NULL, &abandoned, err))
+		return RUN_FAILED;
+	return RUN_OK;
+}
+
 static void free_rt(struct rt *r)
 {
 	train_close(r->tr);
@@ -1475,6 +1512,7 @@ static void free_rt(struct rt *r)
 	free(r->val_idx);
 	free(r->val_labels);
 	free(r->val_ad);
+	lock_release(r->lock);
 	store_close(r->store);
 	if (r->lock_fd > 0)
 		close(r->lock_fd);
@@ -1498,6 +1536,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	}
 	r->cfg = cfg;
 	r->opts = opts;
+	observe_begin(&r->obs, cfg, "retrain", NULL, opts->version);
 	r->threads = cfg->torch_threads ? cfg->torch_threads : ncpu();
 	r->baseline_map = r->start_map = NAN;
 	gethostname(r->host, sizeof(r->host) - 1);
@@ -1510,23 +1549,29 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	r->store = store_open(cfg->db_conninfo, &err);
 	if (!r->store || store_migrate(r->store, cfg->sql_dir, &applied, &err))
 		goto out;
+	if ((code = take_lock(r, &err)) != RUN_OK)
+		goto out;
+	code = RUN_FAILED;
 	{
 		struct store_run sr = {"retrain", NULL, r->host, opts->version, 0};
 
 		if (store_run_begin(r->store, &sr, &r->run_id, &err))
 			goto out;
 	}
+	observe_ready(&r->obs, r->store, r->run_id, 0, -1);
 	log_info("retrain", "retrain started",
 	         "run_id=%lld model_config=%s backbone=%s "
 	         "size=%dx%d epochs=%d resume=%d",
 	         (long long)r->run_id, r->mc.path, r->mc.backbone, r->mc.image_width,
 	         r->mc.image_height, r->mc.train.epochs, opts->resume);
+	observe_phase(&r->obs, "reading and decoding the labelled photos");
 	if (load_data(r, &err) || choose_seed(r, &err) || make_split(r, &err))
 		goto out;
 	fingerprint(r);
 	if (train_all(r, &err))
 		goto out;
 
+	observe_phase(&r->obs, "scoring the new and the active model");
 	if (save_model(r, &oc, &err) || score_weights(r, &r->mc, oc.weights, NAN, &oc.cand, &err) ||
 	    score_active(r, &oc, &err))
 		goto out;
@@ -1537,10 +1582,18 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	clear_checkpoints(r);
 	code = r->ds.nbad ? RUN_PARTIAL : RUN_OK;
 out:
-	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
+	if (code == RUN_FAILED && stop_requested)
+		code = RUN_STOPPED;
+	status = code == RUN_OK        ? "ok"
+	         : code == RUN_PARTIAL ? "partial"
+	         : code == RUN_STOPPED ? "stopped"
+	         : code == RUN_BUSY    ? "busy"
+	                               : "failed";
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("retrain", "retrain failed", "kind=%s error=\"%s\"",
 		          err_kind_name(err.kind), err.msg);
+	if (code == RUN_STOPPED)
+		log_warn("retrain", "retrain stopped", "error=\"%s\"", err.msg);
 	if (r->store && r->run_id) {
 		struct store_run_counts c = {r->ds.rows, (long)r->ds.n, (long)r->ds.nbad, 0,
 		                             now_s() - t0};
@@ -1549,6 +1602,15 @@ out:
 		if (store_run_finish(r->store, r->run_id, status, &c, &e2))
 			log_error("retrain", "could not record the run's end", "error=\"%s\"",
 			          e2.msg);
+	}
+	/* a run turned away by the lock leaves the running one's metrics alone */
+	if (code != RUN_BUSY) {
+		r->obs.metrics.photos_in = r->ds.rows;
+		r->obs.metrics.embedded = (long)r->ds.n;
+		r->obs.metrics.failed = (long)r->ds.nbad;
+		r->obs.metrics.model_id = oc.model_id;
+		observe_end(&r->obs, r->store, r->run_id, status, code, 0, 0,
+		            code == RUN_OK || code == RUN_PARTIAL ? NULL : err.msg);
 	}
 	if (code == RUN_OK || code == RUN_PARTIAL)
 		log_info("retrain", "retrain finished",

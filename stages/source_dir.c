@@ -1,6 +1,7 @@
 /* source_dir.c - photos listed in a CSV (ad_id,image_id,image,created_at)
  * with the image paths relative to an images folder. */
 #include <errno.h>
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,36 @@ static const char *check_rel_path(const char *p)
 	return NULL;
 }
 
+/* Append S to OUT (at *AT, CAP bytes) with the bytes a URL gives a meaning to escaped. */
+static int url_append(char *out, size_t cap, size_t *at, const char *s)
+{
+	for (; *s; s++) {
+		int special = *s == '%' || *s == '?' || *s == '#';
+
+		if (*at + (special ? 3 : 1) >= cap)
+			return -1;
+		if (special)
+			*at += (size_t)snprintf(out + *at, cap - *at, "%%%02X", (unsigned char)*s);
+		else
+			out[(*at)++] = *s;
+	}
+	out[*at] = '\0';
+	return 0;
+}
+
+/* "file://ROOT/REL", escaped, so that a file named "50%.jpg" or "a#1.jpg" is read as that
+ * name. */
+static int file_url(const char *root, const char *rel, char *out, size_t cap)
+{
+	size_t at = 0;
+
+	return url_append(out, cap, &at, "file:") || url_append(out, cap, &at, "//") ||
+	               url_append(out, cap, &at, root) || url_append(out, cap, &at, "/") ||
+	               url_append(out, cap, &at, rel)
+	           ? -1
+	           : 0;
+}
+
 static int set_field(char *dst, size_t cap, const char *value, const char *what,
 		     struct item *it)
 {
@@ -100,6 +131,16 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 			item_fail(it, "source", "line longer than 65536 bytes");
 			return 1;
 		}
+		if (r == 3) {
+			item_fail(it, "source", "NUL byte in line");
+			return 1;
+		}
+		/* The database stores UTF-8 text and refuses anything else, which would fail
+		 * the whole batch: such a line is this line's failure. */
+		if (!g_utf8_validate(d->buf, -1, NULL)) {
+			item_fail(it, "source", "line is not valid UTF-8");
+			return 1;
+		}
 		n = csv_split(d->buf, f, CSV_FIELDS_MAX);
 		if (n < 0) {
 			item_fail(it, "source", "malformed CSV line (quotes or too many fields)");
@@ -129,8 +170,7 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 			item_fail(it, "source", bad);
 			return 1;
 		}
-		n = snprintf(it->url, sizeof(it->url), "file://%s/%s", d->root, f[d->col[COL_IMAGE]]);
-		if (n < 0 || (size_t)n >= sizeof(it->url)) {
+		if (file_url(d->root, f[d->col[COL_IMAGE]], it->url, sizeof(it->url))) {
 			item_fail(it, "source", "image path too long");
 			return 1;
 		}

@@ -81,7 +81,8 @@ static struct source *open_csv(const char *text, const char *date, struct err *e
 	cfg.source = SOURCE_DIR;
 	snprintf(cfg.source_csv, sizeof(cfg.source_csv), "%s/ads.csv", tmpdir);
 	snprintf(cfg.images_root, sizeof(cfg.images_root), "%s", tmpdir);
-	write_file(cfg.source_csv, text);
+	if (text)
+		write_file(cfg.source_csv, text);
 	if (date)
 		assert_int_equal(source_window_date(date, &w, err), 0);
 	return source_open(&cfg, &w, err);
@@ -170,6 +171,81 @@ static void test_bad_rows_become_failed_items(void **state)
 	source_close(src);
 }
 
+/* A NUL cannot be part of a C string id: the line is refused, and so is a line that is not
+ * UTF-8 (the database would refuse it, and with it the whole batch). Bytes that mean
+ * something in a URL are escaped in the file url and read back by name. */
+static void test_nul_bad_utf8_and_url_bytes(void **state)
+{
+	static const char csv[] =
+	    "ad_id,image_id,image,created_at\n"
+	    "1,a\0b,x.jpg,2026-11-30T01:00:00Z\n"
+	    "1,20,y.jpg,2026-11-30T01:00:00Z\0junk\n"
+	    "1,caf\xe9,z.jpg,2026-11-30T01:00:00Z\n"
+	    "1,\xc3\xa9\xf0\x9f\x9a\xb2,50%25 #1?.jpg,2026-11-30T01:00:00Z\r\n"
+	    "1,last,w.jpg,2026-11-30T01:00:00Z";
+	struct err err = {0};
+	struct item it;
+	char path[512];
+	struct source *src;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/ads.csv", tmpdir);
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(csv, 1, sizeof(csv) - 1, fp), sizeof(csv) - 1);
+	fclose(fp);
+	src = open_csv(NULL, NULL, &err);
+	assert_non_null(src);
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_false(it.has_identity);
+	assert_string_equal(it.source, "ads.csv:2");
+	assert_string_equal(it.failure_reason, "NUL byte in line");
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_string_equal(it.source, "ads.csv:3");
+	assert_string_equal(it.failure_reason, "NUL byte in line");
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_false(it.has_identity);
+	assert_string_equal(it.source, "ads.csv:4");
+	assert_string_equal(it.failure_reason, "line is not valid UTF-8");
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.image_id, "\xc3\xa9\xf0\x9f\x9a\xb2");
+	assert_string_equal(it.created_at, "2026-11-30T01:00:00Z");
+	assert_non_null(strstr(it.url, "/50%2525 %231%3F.jpg"));
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.image_id, "last");
+	assert_string_equal(it.source, "ads.csv:6");
+	assert_int_equal(source_next(src, &it, &err), 0);
+	source_close(src);
+}
+
+/* A failure reason is always valid UTF-8, however it was cut or whatever it quoted. */
+static void test_failure_reasons_stay_utf8(void **state)
+{
+	struct item it;
+	char reason[600] = "";
+	size_t i;
+
+	for (i = 0; i < 200; i++)
+		memcpy(reason + 2 * i, "\xc3\xa9", 2); /* 400 bytes of é: the field cuts one */
+	memset(&it, 0, sizeof(it));
+	item_fail(&it, "resize", reason);
+	assert_int_equal(strlen(it.failure_reason), sizeof(it.failure_reason) - 1);
+	assert_int_equal((unsigned char)it.failure_reason[sizeof(it.failure_reason) - 2], '?');
+	assert_memory_equal(it.failure_reason, reason, sizeof(it.failure_reason) - 2);
+	item_fail(&it, "resize", "decode failed: marker \xff\xd8 at 12");
+	assert_string_equal(it.failure_reason, "decode failed: marker ?? at 12");
+}
+
 static void test_missing_column_is_fatal(void **state)
 {
 	struct err err = {0};
@@ -182,11 +258,13 @@ static void test_missing_column_is_fatal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3339_parsing),
-		cmocka_unit_test(test_date_window_is_strict),
-		cmocka_unit_test(test_date_selects_that_utc_day),
-		cmocka_unit_test(test_bad_rows_become_failed_items),
-		cmocka_unit_test(test_missing_column_is_fatal),
+	    cmocka_unit_test(test_rfc3339_parsing),
+	    cmocka_unit_test(test_date_window_is_strict),
+	    cmocka_unit_test(test_date_selects_that_utc_day),
+	    cmocka_unit_test(test_bad_rows_become_failed_items),
+	    cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
+	    cmocka_unit_test(test_failure_reasons_stay_utf8),
+	    cmocka_unit_test(test_missing_column_is_fatal),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
