@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -71,6 +72,8 @@ static const struct key_def pipeline_keys[] = {
 	 "libpq connection string or service=NAME (empty: libpq's PG* environment)", 0},
 	{"database.sql_dir", T_PATH, F(config, sql_dir), "../sql", 0, 0, NULL,
 	 "folder of numbered migrations applied at start", 0},
+	{"database.retries", T_INT, F(config, db_retries), "6", 1, 100, NULL,
+	 "attempts at a database write before the run gives up (0.5 s, doubling to 8 s apart)", 0},
 	{"source.kind", T_ENUM, F(config, source), "dir", 0, 0, source_kinds,
 	 "where photos come from: dir (a CSV of ads) or kafka", 0},
 	{"source.csv", T_PATH, F(config, source_csv), "", 0, 0, NULL,
@@ -612,11 +615,16 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 	int have_doc = 0;
 	int ret = -1;
 	FILE *fp = NULL;
+	struct stat st;
 	size_t i, j;
 
 	fp = fopen(file, "rb");
 	if (!fp)
 		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
+	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		return err_set(err, ERR_FATAL, "%s: not a regular file", file);
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		fclose(fp);
 		return err_set(err, ERR_FATAL, "%s: yaml parser: out of memory", file);
@@ -688,6 +696,50 @@ out:
 	yaml_parser_delete(&parser);
 	fclose(fp);
 	return ret;
+}
+
+/* The line KEY ("model.weights") sits on in the YAML file PATH, or 0 when it is not there
+ * or the file cannot be read. Parses the file again: only for error messages. */
+static int key_line(const char *path, const char *key)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	struct flat_list flat = {0};
+	struct err ignored;
+	FILE *fp = fopen(path, "rb");
+	int line = 0;
+	size_t i;
+
+	if (!fp)
+		return 0;
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(fp);
+		return 0;
+	}
+	yaml_parser_set_input_file(&parser, fp);
+	if (yaml_parser_load(&parser, &doc)) {
+		root = yaml_document_get_root_node(&doc);
+		if (root && root->type == YAML_MAPPING_NODE &&
+		    !flatten(&doc, root, "", &flat, path, &ignored))
+			for (i = 0; i < flat.n && !line; i++)
+				if (!strcmp(flat.v[i].key, key))
+					line = flat.v[i].line;
+		yaml_document_delete(&doc);
+	}
+	free(flat.v);
+	yaml_parser_delete(&parser);
+	fclose(fp);
+	return line;
+}
+
+int config_blame(const struct config *cfg, const char *key, struct err *err)
+{
+	int line = key_line(cfg->path, key);
+
+	if (line > 0)
+		return err_prefix(err, "%s:%d: %s", cfg->path, line, key);
+	return err_prefix(err, "%s: %s", cfg->path, key);
 }
 
 int config_load_model(struct model_config *mc, const char *path, struct err *err)
@@ -770,11 +822,12 @@ int config_load(struct config *cfg, const char *path, struct err *err)
 		return err_set(err, ERR_FATAL, "%s: pipeline.queue_depth (%d) must be at least "
 			       "pipeline.batch_size (%d)", path, cfg->queue_depth,
 			       cfg->batch_size);
-	if (access(cfg->model_weights, R_OK))
-		return err_set(err, ERR_FATAL, "%s: model.weights: cannot read %s: %s", path,
-			       cfg->model_weights, strerror(errno));
+	if (access(cfg->model_weights, R_OK)) {
+		err_set(err, ERR_FATAL, "cannot read %s: %s", cfg->model_weights, strerror(errno));
+		return config_blame(cfg, "model.weights", err);
+	}
 	if (config_load_model(&cfg->model, cfg->model_config, err))
-		return err_prefix(err, "%s: model.config", path);
+		return config_blame(cfg, "model.config", err);
 	return 0;
 }
 

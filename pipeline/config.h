@@ -75,6 +75,7 @@ struct config {
 
 	char db_conninfo[1024];
 	char sql_dir[CONFIG_PATH_MAX];
+	int db_retries;
 
 	enum source_kind source;
 	char source_csv[CONFIG_PATH_MAX];
@@ -126,6 +127,10 @@ struct config {
  * Warnings (keys that do not apply) are logged; errors fill ERR with
  * "file:line: key: reason" and return -1. */
 int config_load(struct config *cfg, const char *path, struct err *err);
+
+/* Prefix ERR's message with where KEY was set: "FILE:LINE: KEY: " (or "FILE: KEY: " for a
+ * default), for errors found after loading, such as weights that do not fit. Returns -1. */
+int config_blame(const struct config *cfg, const char *key, struct err *err);
 
 /* Only the model config (Hydrogen Torch YAML) into MC. */
 int config_load_model(struct model_config *mc, const char *path, struct err *err);

@@ -30,7 +30,6 @@
 #include "store.h"
 #include "strset.h"
 
-#define STORE_ATTEMPTS 6
 #define GROUP_ADS_PER_TX 256
 
 static volatile sig_atomic_t stop_requested;
@@ -283,19 +282,22 @@ static void *embed_thread(void *arg)
 
 typedef int (*store_op)(struct run *r, void *arg, struct err *err);
 
-/* Run OP, reconnecting with backoff while it fails with ERR_RETRY. */
+/* Run OP, reconnecting with backoff while it fails with ERR_RETRY, at most
+ * database.retries attempts. ERR keeps the last failure's reason. */
 static int store_retry(struct run *r, store_op op, void *arg, struct err *err)
 {
 	double delay = 0.5;
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
-		err_clear(err);
-		if (r->store && !op(r, arg, err))
-			return 0;
-		if (r->store && err->kind != ERR_RETRY)
-			return -1;
-		if (attempt == STORE_ATTEMPTS)
+		if (r->store) {
+			err_clear(err);
+			if (!op(r, arg, err))
+				return 0;
+			if (err->kind != ERR_RETRY)
+				return -1;
+		}
+		if (attempt >= r->cfg->db_retries)
 			return err_prefix(err, "database still failing after %d attempts", attempt);
 		log_warn("store", "database unavailable, retrying", "attempt=%d delay_s=%.1f "
 			 "error=\"%s\"", attempt, delay, err->msg);
@@ -726,8 +728,17 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
 
 	/* an unusable images folder or weights file is a configuration error */
-	if (fetch_add_root(&r.fetch, cfg->images_root, &err) ||
-	    open_model(&r, &cfg->model, cfg->model_weights, &err)) {
+	if (fetch_add_root(&r.fetch, cfg->images_root, &err)) {
+		config_blame(cfg, "source.images_root", &err);
+		code = RUN_USAGE;
+		goto out;
+	}
+	if (open_model(&r, &cfg->model, cfg->model_weights, &err)) {
+		/* the model's device errors start with "unknown device" or "device " */
+		int device =
+		    !strncmp(err.msg, "device ", 7) || !strncmp(err.msg, "unknown device", 14);
+
+		config_blame(cfg, device ? "model.device" : "model.weights", &err);
 		code = RUN_USAGE;
 		goto out;
 	}

@@ -81,6 +81,7 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	enum err_kind kind = ERR_FATAL;
 	char msg[ERR_MSG_MAX];
 
@@ -88,7 +89,10 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 		kind = ERR_RETRY;
 	if (!text || !*text)
 		text = PQerrorMessage(s->conn);
-	snprintf(msg, sizeof(msg), "%s", text && *text ? text : "no message from libpq");
+	/* the server's hint says what to do ("Check free disk space.") */
+	snprintf(msg, sizeof(msg), "%s%s%s%s", text && *text ? text : "no message from libpq",
+	         hint && *hint ? " (hint: " : "", hint && *hint ? hint : "",
+	         hint && *hint ? ")" : "");
 	msg_clean(msg, s->password);
 	return err_set(err, kind, "store: %s failed: sqlstate %s: %s", what, state ? state : "none",
 		       msg);
