@@ -373,6 +373,45 @@ static void test_kafka_map_errors_name_the_line(void **state)
 	free(cfg);
 }
 
+static void test_training_keys_lists_and_folds(void **state)
+{
+	struct model_config mc;
+	struct err err = {0};
+	const char *p;
+	int folds[64], n = 0;
+
+	p = write_tmp("t1.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
+				"  differential_learning_rate_layers: [backbone]\n"
+				"  schedule: Linear\ndataset:\n  validation_strategy: kfold\n"
+				"  validation_size: 0.25\n  folds: ['1', 3]\n  data_sample: 0.5\n"
+				"  label_columns: item\n");
+	assert_int_equal(config_load_model(&mc, p, &err), 0);
+	assert_string_equal(mc.train.diff_lr_layers, "backbone");
+	assert_string_equal(mc.train.schedule, "Linear");
+	assert_string_equal(mc.train.validation_strategy, "kfold");
+	assert_string_equal(mc.train.label_column, "item");
+	assert_string_equal(mc.train.image_column, "image");
+	assert_float_equal(mc.train.data_sample, 0.5, 0);
+	assert_int_equal(config_fold_count(&mc.train), 4);
+	assert_int_equal(config_folds(&mc.train, folds, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(folds[1], 3);
+
+	p = write_tmp("t2.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
+				"  differential_learning_rate_layers: [backbone, neck]\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "t2.yaml:4: training.differential_learning_rate_layers: "
+				   "'neck' is not supported (one of: backbone, head)"));
+	p = write_tmp("t3.yaml", "architecture:\n  backbone: mobilenetv2_100\ndataset:\n"
+				"  folds: [5]\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "dataset.folds: '5' are not fold numbers below 5"));
+	p = write_tmp("t4.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
+				"  optimizer: SGD\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "t4.yaml:4: training.optimizer: 'SGD' is not supported"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_print_config_masks_password),
 		cmocka_unit_test(test_kafka_map_passes_through_and_hides_secrets),
 		cmocka_unit_test(test_kafka_map_errors_name_the_line),
+		cmocka_unit_test(test_training_keys_lists_and_folds),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
