@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <librdkafka/rdkafka.h>
 #include <yaml.h>
 
 #include "log.h"
@@ -34,6 +35,7 @@ enum key_type {
 	T_LIST,        /* char[]: a scalar or a list of scalars, stored comma-joined;
 	                * each one of choices when choices is set */
 	T_IGNORED,	/* accepted, does not apply: warned about */
+	T_PROPS,	/* struct config_props: every "prefix.*" key, passed through */
 };
 
 struct key_def {
@@ -51,7 +53,7 @@ struct key_def {
 #define F(st, field) offsetof(struct st, field), sizeof(((struct st *)0)->field)
 #define NONE 0, 0
 
-static const char *const source_kinds[] = {"dir", "kafka", NULL};
+static const char *const source_kinds[] = {"dir", "kafka", "db", NULL};
 static const char *const linkages[] = {"average", "single", "complete", NULL};
 static const char *const pools[] = {"Average", "GeM", NULL};
 static const char *const norms[] = {"Simple", "ImageNet", "Custom", NULL};
@@ -75,15 +77,52 @@ static const struct key_def pipeline_keys[] = {
 	{"database.retries", T_INT, F(config, db_retries), "6", 1, 100, NULL,
 	 "attempts at a database write before the run gives up (0.5 s, doubling to 8 s apart)", 0},
 	{"source.kind", T_ENUM, F(config, source), "dir", 0, 0, source_kinds,
-	 "where photos come from: dir (a CSV of ads) or kafka", 0},
+	 "where photos come from: dir (a CSV of ads), kafka, or db (photos recorded in "
+	 "ad_images, re-fetched)", 0},
 	{"source.csv", T_PATH, F(config, source_csv), "", 0, 0, NULL,
 	 "CSV with columns ad_id,image_id,image,created_at", 0},
 	{"source.images_root", T_PATH, F(config, images_root), "", 0, 0, NULL,
-	 "folder the CSV's image paths are relative to; no path may leave it", 0},
+	 "folder the CSV's image paths are relative to, and the one folder file:// urls of "
+	 "events may read; no path may leave it", 0},
 	{"limits.max_bytes", T_LL, F(config, max_bytes), "52428800", 1, 2147483647, NULL,
 	 "largest photo file accepted, bytes", 0},
 	{"limits.max_pixels", T_LL, F(config, max_pixels), "100000000", 1, 1e12, NULL,
 	 "largest width x height accepted, checked from the header before decoding", 0},
+	{"kafka.*", T_PROPS, F(config, kafka), NULL, 0, 0, NULL,
+	 "librdkafka client properties (bootstrap.servers, security.protocol, sasl.*, ssl.*)",
+	 0},
+	{"kafka_source.topic", T_STR, F(config, ks.topic), "", 0, 0, NULL,
+	 "topic of photo events (key ad id, JSON value)", 0},
+	{"kafka_source.group_id", T_STR, F(config, ks.group_id), "pipeline-run", 0, 0, NULL,
+	 "consumer group of the nightly runs", 0},
+	{"kafka_source.dead_letter_topic", T_STR, F(config, ks.dead_letter_topic), "", 0, 0,
+	 NULL, "bad events are also produced here, unchanged (empty: off)", 0},
+	{"kafka_source.poll_timeout_ms", T_INT, F(config, ks.poll_timeout_ms), "500", 1, 60000,
+	 NULL, "longest wait for one message", 0},
+	{"kafka_source.wait_timeout_s", T_INT, F(config, ks.wait_timeout_s), "120", 1, 86400, NULL,
+	 "longest wait for a partition assignment, or for the next message while partitions "
+	 "are unfinished (then the run fails and commits nothing more)", 0},
+	{"kafka_source.max_events", T_LL, F(config, ks.max_events), "0", 0, 1e15, NULL,
+	 "nightly runs: events taken per run, at most (0: up to the high-water marks seen at start)", 0},
+	{"kafka_source.max_event_bytes", T_LL, F(config, ks.max_event_bytes), "65536", 64,
+	 16777216, NULL, "larger event values are recorded as failures unread", 0},
+	{"kafka_source.clock_skew_s", T_INT, F(config, ks.clock_skew_s), "3600", 0, 604800, NULL,
+	 "backfills: read message timestamps this far outside the window", 0},
+	{"kafka_source.commit_timeout_s", T_INT, F(config, ks.commit_timeout_s), "30", 1, 3600,
+	 NULL, "longest wait for an offset commit", 0},
+	{"fetch.timeout_s", T_INT, F(config, fetch.timeout_s), "30", 1, 3600, NULL,
+	 "http(s): longest time for one photo, connecting included", 0},
+	{"fetch.connect_timeout_s", T_INT, F(config, fetch.connect_timeout_s), "10", 1, 600, NULL,
+	 "http(s): longest time to connect", 0},
+	{"fetch.max_redirects", T_INT, F(config, fetch.max_redirects), "3", 0, 20, NULL,
+	 "http(s): redirects followed (to http or https only)", 0},
+	{"fetch.low_speed_bytes", T_LL, F(config, fetch.low_speed_bytes), "1024", 0, 1e12, NULL,
+	 "http(s): a transfer slower than this many bytes/s ...", 0},
+	{"fetch.low_speed_s", T_INT, F(config, fetch.low_speed_s), "10", 1, 3600, NULL,
+	 "... for this many seconds is abandoned", 0},
+	{"fetch.allow_private_networks", T_BOOL, F(config, fetch.allow_private), "false", 0, 0,
+	 NULL, "http(s): allow loopback, private and link-local addresses (off: urls from "
+	 "events cannot reach internal services)", 0},
 	{"pipeline.batch_size", T_INT, F(config, batch_size), "16", 1, 1024, NULL,
 	 "photos per forward pass and per database transaction", 0},
 	{"pipeline.queue_depth", T_INT, F(config, queue_depth), "64", 1, 65536, NULL,
@@ -381,6 +420,56 @@ static int check_plain_resize(const char *s)
 	return 0;
 }
 
+/* Properties the pipeline sets itself: its offset handling depends on them. */
+static const char *const owned_props[] = {"group.id", "enable.auto.commit",
+					  "enable.auto.offset.store", "enable.partition.eof",
+					  "auto.commit.enable", NULL};
+
+int config_key_is_secret(const char *key)
+{
+	return strcasestr(key, "password") || strcasestr(key, "secret") ||
+	       strcasestr(key, "key.pem") || strcasestr(key, "oauthbearer.config") ||
+	       strcasestr(key, "sasl.jaas");
+}
+
+/* Add the client property KEY ("kafka.bootstrap.servers") of NODE at WHERE.
+ * librdkafka checks the name and value itself, so that a typo is an error
+ * with file:line instead of a failure at run time. */
+static int set_prop(const struct key_def *def, void *base, const char *where, const char *key,
+		    yaml_node_t *node, struct err *err)
+{
+	struct config_props *props = (struct config_props *)((char *)base + def->offset);
+	const char *name = key + strlen(def->key) - 1;
+	const char *value;
+	rd_kafka_conf_t *conf;
+	char errstr[256];
+	int i, r;
+
+	if (node->type != YAML_SCALAR_NODE)
+		return err_set(err, ERR_FATAL, "%s: %s: expected a single value", where, key);
+	value = (const char *)node->data.scalar.value;
+	for (i = 0; owned_props[i]; i++)
+		if (!strcmp(name, owned_props[i]))
+			return err_set(err, ERR_FATAL, "%s: %s: set by the pipeline (the group is "
+				       "kafka_source.group_id; offsets are committed after the "
+				       "database)", where, key);
+	if (props->n == CONFIG_KAFKA_PROPS_MAX)
+		return err_set(err, ERR_FATAL, "%s: %s: more than %d client properties", where,
+			       key, CONFIG_KAFKA_PROPS_MAX);
+	if (strlen(name) >= sizeof(props->v[0].key) || strlen(value) >= sizeof(props->v[0].value))
+		return err_set(err, ERR_FATAL, "%s: %s: name or value too long", where, key);
+	conf = rd_kafka_conf_new();
+	r = rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+	rd_kafka_conf_destroy(conf);
+	if (r != RD_KAFKA_CONF_OK)
+		return err_set(err, ERR_FATAL, "%s: %s: %s", where, key,
+			       config_key_is_secret(name) ? "invalid value" : errstr);
+	snprintf(props->v[props->n].key, sizeof(props->v[0].key), "%s", name);
+	snprintf(props->v[props->n].value, sizeof(props->v[0].value), "%s", value);
+	props->n++;
+	return 0;
+}
+
 /* Append ITEM to the comma-joined list in FIELD, checking it against the
  * choices of DEF. */
 static int list_add(const struct key_def *def, char *field, const char *where, const char *item,
@@ -576,6 +665,8 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 		return set_list(def, field, where, doc, node, value, err);
 	case T_IGNORED:
 		break;
+	case T_PROPS:
+		break;
 	}
 	return 0;
 }
@@ -584,9 +675,16 @@ static const struct key_def *find_def(const struct key_def *defs, size_t n, cons
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(defs[i].key);
+
 		if (!strcmp(defs[i].key, key))
 			return &defs[i];
+		/* "kafka.*" takes every key below kafka */
+		if (defs[i].type == T_PROPS && !strncmp(defs[i].key, key, len - 1) &&
+		    key[len - 1] != '\0')
+			return &defs[i];
+	}
 	return NULL;
 }
 
@@ -665,6 +763,14 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 
 			if (n > 0 && (size_t)n < sizeof(ignored) - ignored_len)
 				ignored_len += (size_t)n;
+			continue;
+		}
+		if (def->type == T_PROPS) {
+			char where[CONFIG_PATH_MAX + 32];
+
+			snprintf(where, sizeof(where), "%s:%d", file, f->line);
+			if (set_prop(def, base, where, f->key, f->node, err))
+				goto out;
 			continue;
 		}
 		if (f->node->type == YAML_SCALAR_NODE)
@@ -815,9 +921,11 @@ int config_load(struct config *cfg, const char *path, struct err *err)
 	if (cfg->source == SOURCE_DIR && (!cfg->source_csv[0] || !cfg->images_root[0]))
 		return err_set(err, ERR_FATAL, "%s: source.kind dir needs source.csv and "
 			       "source.images_root", path);
-	if (cfg->source == SOURCE_KAFKA)
-		return err_set(err, ERR_FATAL, "%s: source.kind kafka is not available in this "
-			       "build yet", path);
+	if (cfg->source == SOURCE_KAFKA && !cfg->ks.topic[0])
+		return err_set(err, ERR_FATAL, "%s: source.kind kafka needs kafka_source.topic", path);
+	if (cfg->source == SOURCE_KAFKA && !config_prop(cfg, "bootstrap.servers"))
+		return err_set(err, ERR_FATAL, "%s: source.kind kafka needs kafka.bootstrap.servers",
+			       path);
 	if (cfg->queue_depth < cfg->batch_size)
 		return err_set(err, ERR_FATAL, "%s: pipeline.queue_depth (%d) must be at least "
 			       "pipeline.batch_size (%d)", path, cfg->queue_depth,
@@ -880,6 +988,21 @@ void config_mask_conninfo(const char *conninfo, char *out, size_t cap)
 		out[at++] = *p++;
 	}
 	out[at < cap ? at : cap - 1] = '\0';
+}
+
+const char *config_prop(const struct config *cfg, const char *key)
+{
+	int i;
+
+	for (i = 0; i < cfg->kafka.n; i++)
+		if (!strcmp(cfg->kafka.v[i].key, key))
+			return cfg->kafka.v[i].value;
+	return NULL;
+}
+
+const char *config_source_name(enum source_kind k)
+{
+	return source_kinds[k];
 }
 
 const char *config_linkage_name(enum linkage l)
@@ -949,6 +1072,20 @@ static void print_value(const struct key_def *def, const void *base, FILE *out)
 	}
 }
 
+static void print_props(const struct key_def *def, const void *base, FILE *out,
+			const char *indent)
+{
+	const struct config_props *p =
+		(const struct config_props *)((const char *)base + def->offset);
+	int i;
+
+	fprintf(out, "%s%.*s:%s\n", indent, (int)(strlen(def->key) - 2), def->key,
+		p->n ? "" : " {}");
+	for (i = 0; i < p->n; i++)
+		fprintf(out, "%s  %s: \"%s\"\n", indent, p->v[i].key,
+			config_key_is_secret(p->v[i].key) ? "***" : p->v[i].value);
+}
+
 static void print_table(const struct key_def *defs, size_t n, const void *base, FILE *out,
 			const char *indent)
 {
@@ -961,6 +1098,11 @@ static void print_table(const struct key_def *defs, size_t n, const void *base, 
 
 		if (defs[i].type == T_IGNORED || defs[i].type == T_RESIZE || !dot)
 			continue;
+		if (defs[i].type == T_PROPS) {
+			print_props(&defs[i], base, out, indent);
+			section[0] = '\0';
+			continue;
+		}
 		if (strlen(section) != len || strncmp(section, defs[i].key, len)) {
 			snprintf(section, sizeof(section), "%.*s", (int)len, defs[i].key);
 			fprintf(out, "%s%s:\n", indent, section);

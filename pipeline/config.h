@@ -22,7 +22,7 @@ extern "C" {
 
 #define CONFIG_PATH_MAX 4096
 
-enum source_kind { SOURCE_DIR = 0, SOURCE_KAFKA };
+enum source_kind { SOURCE_DIR = 0, SOURCE_KAFKA, SOURCE_DB };
 enum linkage { LINKAGE_AVERAGE = 0, LINKAGE_SINGLE, LINKAGE_COMPLETE };
 enum pool_kind { POOL_AVERAGE = 0, POOL_GEM };
 
@@ -55,6 +55,41 @@ struct train_config {
 	int mixed_precision;
 };
 
+/* Client properties passed key by key to librdkafka (the `kafka:` map). */
+#define CONFIG_KAFKA_PROPS_MAX 64
+
+struct config_prop {
+	char key[128];
+	char value[1024];
+};
+
+struct config_props {
+	struct config_prop v[CONFIG_KAFKA_PROPS_MAX];
+	int n;
+};
+
+/* The pipeline's own settings for reading events from Kafka. */
+struct kafka_source_config {
+	char topic[250];
+	char group_id[256];
+	char dead_letter_topic[250];	/* "" = none */
+	int poll_timeout_ms;
+	int wait_timeout_s;		/* for an assignment, or the next message */
+	long long max_events;		/* per run; 0 = no limit */
+	long long max_event_bytes;
+	int clock_skew_s;		/* backfills: margin around the window */
+	int commit_timeout_s;
+};
+
+struct fetch_config {
+	int timeout_s;			/* whole transfer */
+	int connect_timeout_s;
+	int max_redirects;
+	long long low_speed_bytes;	/* abort below this many bytes/s ... */
+	int low_speed_s;		/* ... for this long */
+	int allow_private;		/* may reach loopback/private addresses */
+};
+
 struct model_config {
 	char path[CONFIG_PATH_MAX];
 	char backbone[64];
@@ -83,6 +118,10 @@ struct config {
 
 	long long max_bytes;
 	long long max_pixels;
+
+	struct config_props kafka;
+	struct kafka_source_config ks;
+	struct fetch_config fetch;
 
 	int batch_size;
 	int queue_depth;
@@ -149,10 +188,17 @@ void config_defaults(struct config *cfg);
 /* Print the effective configuration as YAML; secrets (password=...) masked. */
 void config_print(const struct config *cfg, FILE *out);
 
+/* The value of client property KEY of the kafka map, or NULL. */
+const char *config_prop(const struct config *cfg, const char *key);
+
+/* 1 when a client property named KEY holds a credential (never printed). */
+int config_key_is_secret(const char *key);
+
 /* Copy CONNINFO into OUT with any password value replaced by "***". */
 void config_mask_conninfo(const char *conninfo, char *out, size_t cap);
 
 const char *config_linkage_name(enum linkage l);
+const char *config_source_name(enum source_kind k);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,13 @@ struct item {
 	char failure_stage[16];
 	char failure_reason[256];
 
+	/* where the source can find the item again to acknowledge it (Kafka:
+	 * partition, offset, assignment generation); has_pos = 0 otherwise */
+	int has_pos;
+	int part;
+	long long offset;
+	unsigned gen;
+
 	int width, height;		/* as stored */
 	char sha256[65];		/* of the photo's bytes */
 	float *tensor;			/* 3 x H x W, owned */

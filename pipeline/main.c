@@ -38,6 +38,9 @@ enum opt_id {
 	OPT_TRUTH,
 	OPT_LABELS,
 	OPT_THRESHOLD,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_FROM_DB,
 	OPT_OUT,
 	OPT_LIMIT,
 	OPT_STAGE,
@@ -59,6 +62,12 @@ static const struct opt_def opts[] = {
 	 "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
 	{"date", required_argument, OPT_DATE, "YYYY-MM-DD",
 	 "backfill: only the photos created on that UTC day"},
+	{"since", required_argument, OPT_SINCE, "TIME",
+	 "backfill from TIME (RFC 3339 or YYYY-MM-DD, UTC), inclusive"},
+	{"until", required_argument, OPT_UNTIL, "TIME",
+	 "backfill up to TIME (RFC 3339 or YYYY-MM-DD, UTC), exclusive"},
+	{"from-db", no_argument, OPT_FROM_DB, NULL,
+	 "backfill: process again the photos recorded in the database for the window"},
 	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
 	 "decode and embed the photos but write nothing"},
 	{"threshold", required_argument, OPT_THRESHOLD, "X",
@@ -161,7 +170,8 @@ int main(int argc, char **argv)
 	int64_t promote_id = 0;
 	int rollback = 0;
 	long limit = 10;
-	struct run_opts ro = {NULL, 0, PIPELINE_VERSION};
+	struct run_opts ro = {NULL, NULL, NULL, 0, PIPELINE_VERSION};
+	int from_db = 0;
 	struct config *cfg = NULL;
 	struct sigaction sa;
 	struct err err = {0};
@@ -199,6 +209,15 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DRY_RUN:
 			ro.dry_run = 1;
+			break;
+		case OPT_SINCE:
+			ro.since = optarg;
+			break;
+		case OPT_UNTIL:
+			ro.until = optarg;
+			break;
+		case OPT_FROM_DB:
+			from_db = 1;
 			break;
 		case OPT_THRESHOLD:
 			threshold = optarg;
@@ -305,11 +324,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pipeline-run: report needs --date and --out\n");
 		return RUN_USAGE;
 	}
-	if (ro.date) {
+	{
 		struct source_window w;
 
-		if (source_window_date(ro.date, &w, &err)) {
-			fprintf(stderr, "pipeline-run: --date: %s\n", err.msg);
+		if (source_window_parse(ro.date, ro.since, ro.until, &w, &err)) {
+			fprintf(stderr, "pipeline-run: %s%s\n", ro.date ? "--date: " : "", err.msg);
+			return RUN_USAGE;
+		}
+		if (from_db && !w.since && !w.until) {
+			fprintf(stderr, "pipeline-run: --from-db needs --date or --since/--until\n");
 			return RUN_USAGE;
 		}
 	}
@@ -334,6 +357,8 @@ int main(int argc, char **argv)
 		}
 		cfg->threshold = t;
 	}
+	if (from_db)
+		cfg->source = SOURCE_DB;
 	if (print_config) {
 		config_print(cfg, stdout);
 		code = RUN_OK;

@@ -31,6 +31,7 @@
 #include "strset.h"
 
 #define GROUP_ADS_PER_TX 256
+#define UNGROUPED_ADS_MAX 100000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -368,6 +369,9 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 	for (i = 0; i < b->n; i++) {
 		const struct item *it = b->items[i];
 
+		/* durable now (or recorded as failed): the source may move past it */
+		if (!r->opts->dry_run)
+			source_ack(r->src, it);
 		r->photos_in++;
 		observe_item(&r->obs, it);
 		if (it->ok) {
@@ -438,9 +442,8 @@ static int job_add(struct group_job *job, const char *ad, const char *image_id,
  * LIMIT: an ad is grouped over the photos the model has embedded; after a
  * promotion, photos of the ad that arrived on other dates join its groups
  * once those dates are run again. */
-static int op_group_ads(struct run *r, void *arg, struct err *err)
+static int group_ads(struct run *r, struct group_job *job, struct err *err)
 {
-	struct group_job *job = arg;
 	size_t a;
 
 	job_clear(job);
@@ -482,13 +485,58 @@ static int op_group_ads(struct run *r, void *arg, struct err *err)
 	return store_write_groups(r->store, r->run_id, r->model_id, job->rows, job->nrows, err);
 }
 
+/* Another process may be grouping the same ads (a rebalance moved their
+ * partition, or it picked them up as ungrouped): the lock orders the two. */
+static int op_group_ads(struct run *r, void *arg, struct err *err)
+{
+	struct err e2 = {0};
+	int ret;
+
+	if (store_groups_lock(r->store, 1, err))
+		return -1;
+	ret = group_ads(r, arg, err);
+	if (store_groups_lock(r->store, 0, &e2) && !ret) {
+		*err = e2;
+		ret = -1;
+	}
+	return ret;
+}
+
+/* Ads whose photos an earlier run stored but did not group (it stopped in
+ * between, after its source had moved past them) are grouped now too.
+ * LIMIT: at most UNGROUPED_ADS_MAX of them per run; the rest the next run. */
+static int op_add_ungrouped(struct run *r, void *arg, struct err *err)
+{
+	char **ads = NULL;
+	size_t n = 0, i, added = 0;
+	int ret = 0, a;
+
+	if (store_ungrouped_ads(r->store, r->model_id, UNGROUPED_ADS_MAX, &ads, &n, err))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!ret && (a = strset_add(&r->ads, ads[i])) < 0)
+			ret = err_set(err, ERR_FATAL, "out of memory");
+		else if (!ret)
+			added += (size_t)a;
+		free(ads[i]);
+	}
+	free(ads);
+	if (added)
+		log_info("run", "ads left ungrouped by an earlier run are grouped too", "ads=%zu",
+			 added);
+	return ret;
+}
+
 static int group_touched(struct run *r, struct err *err)
 {
 	struct group_job job = {0};
 	size_t n = 0, at;
-	char **ads = strset_sorted(&r->ads, group_id_cmp, &n);
+	char **ads;
 	int ret = -1;
 
+	if (store_retry(r, op_add_ungrouped, NULL, err))
+		return -1;
+	ads = strset_sorted(&r->ads, group_id_cmp, &n);
 	if (!ads)
 		return err_set(err, ERR_FATAL, "out of memory");
 	for (at = 0; at < n; at += GROUP_ADS_PER_TX) {
@@ -711,9 +759,10 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	int started = 0, embed_started = 0, i;
 	double t0 = now_s(), tg;
 	const char *status;
-	const char *kind = o->date ? "backfill" : "nightly";
+	const char *kind = o->date || o->since || o->until ? "backfill" : "nightly";
 	int code = RUN_FAILED;
 	char host[256] = "";
+	char user_agent[64];
 
 	r.cfg = cfg;
 	r.opts = o;
@@ -723,12 +772,24 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	gethostname(host, sizeof(host) - 1);
 	observe_begin(&r.obs, cfg, kind, o->date, o->version);
 
-	if (o->date && source_window_date(o->date, &win, &err))
+	if (source_window_parse(o->date, o->since, o->until, &win, &err)) {
+		log_error("run", "bad window", "error=\"%s\"", err.msg);
 		return RUN_USAGE;
+	}
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
+	r.fetch.timeout_s = cfg->fetch.timeout_s;
+	r.fetch.connect_timeout_s = cfg->fetch.connect_timeout_s;
+	r.fetch.max_redirects = cfg->fetch.max_redirects;
+	r.fetch.low_speed_bytes = cfg->fetch.low_speed_bytes;
+	r.fetch.low_speed_s = cfg->fetch.low_speed_s;
+	r.fetch.allow_private = cfg->fetch.allow_private;
+	snprintf(user_agent, sizeof(user_agent), "pipeline-run/%s", o->version ? o->version : "");
+	r.fetch.user_agent = user_agent;
+	if (fetch_global_init(&err))
+		return RUN_FAILED;
 
 	/* an unusable images folder or weights file is a configuration error */
-	if (fetch_add_root(&r.fetch, cfg->images_root, &err)) {
+	if (cfg->images_root[0] && fetch_add_root(&r.fetch, cfg->images_root, &err)) {
 		config_blame(cfg, "source.images_root", &err);
 		code = RUN_USAGE;
 		goto out;
@@ -744,7 +805,12 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	}
 	if (!o->dry_run && open_store(&r, &err))
 		goto out;
-	if (!o->dry_run && (code = take_lock(&r, kind, &err)) != RUN_OK)
+	/* Nightly Kafka workers share the partitions through their consumer
+	 * group, so several run side by side (scale-out) instead of locking.
+	 * LIMIT: without a lock, a Kafka nightly run that died stays 'running'
+	 * in pipeline_runs and status cannot tell a live one from a dead one. */
+	if (!o->dry_run && !(cfg->source == SOURCE_KAFKA && !strcmp(kind, "nightly")) &&
+	    (code = take_lock(&r, kind, &err)) != RUN_OK)
 		goto out;
 	code = RUN_FAILED;
 	if (isnan(r.threshold))
@@ -758,10 +824,13 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
+	source_set_stop(r.src, &stop_requested);
 	observe_ready(&r.obs, r.store, r.run_id, r.model_id, observe_count_source(cfg, &win));
-	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
-		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
-		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
+	log_info("run", "run started", "run_id=%lld source=%s date=%s since=%s until=%s "
+		 "model_id=%lld threshold=%.3f linkage=%s resize_threads=%d batch=%d dry_run=%d",
+		 (long long)r.run_id, config_source_name(cfg->source), o->date ? o->date : "all",
+		 o->since ? o->since : "-", o->until ? o->until : "-", (long long)r.model_id,
+		 r.threshold,
 		 config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
 
 	if (nworkers > 256)
@@ -788,6 +857,14 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	if (!o->dry_run && group_touched(&r, &err))
 		goto out;
 	observe_stage(&r.obs, METRICS_GROUP, tg);
+	/* every acknowledged row is written and grouped: the source may commit.
+	 * A refused commit loses nothing (the next run reads those events
+	 * again and its writes change nothing), so it does not fail the run. */
+	if (!o->dry_run && source_commit(r.src, &err)) {
+		log_warn("run", "source position not committed; the next run reads those events "
+			 "again", "error=\"%s\"", err.msg);
+		err_clear(&err);
+	}
 	code = stop_requested ? RUN_STOPPED : r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
 	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial"

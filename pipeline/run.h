@@ -24,6 +24,8 @@ enum run_exit {
 
 struct run_opts {
 	const char *date;	/* "YYYY-MM-DD" or NULL for every row */
+	const char *since;	/* RFC 3339 or YYYY-MM-DD, or NULL (with until: a window) */
+	const char *until;
 	int dry_run;		/* process photos, write nothing */
 	const char *version;
 };

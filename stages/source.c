@@ -14,6 +14,10 @@ struct source *source_open(const struct config *cfg, const struct source_window 
 	switch (cfg->source) {
 	case SOURCE_DIR:
 		return source_dir_open(cfg, win, err);
+	case SOURCE_KAFKA:
+		return source_kafka_open(cfg, win, err);
+	case SOURCE_DB:
+		return source_db_open(cfg, win, err);
 	default:
 		err_set(err, ERR_FATAL, "source kind %d is not available in this build",
 			(int)cfg->source);
@@ -24,6 +28,22 @@ struct source *source_open(const struct config *cfg, const struct source_window 
 int source_next(struct source *src, struct item *it, struct err *err)
 {
 	return src->ops->next(src, it, err);
+}
+
+void source_set_stop(struct source *src, const volatile sig_atomic_t *stop)
+{
+	src->stop = stop;
+}
+
+void source_ack(struct source *src, const struct item *it)
+{
+	if (src->ops->ack && it->has_pos)
+		src->ops->ack(src, it);
+}
+
+int source_commit(struct source *src, struct err *err)
+{
+	return src->ops->commit ? src->ops->commit(src, err) : 0;
 }
 
 void source_close(struct source *src)
@@ -126,5 +146,40 @@ int source_window_date(const char *date, struct source_window *win, struct err *
 			       date ? date : "");
 	win->since = (time_t)(days_from_civil(y, m, d) * 86400LL);
 	win->until = win->since + 86400;
+	return 0;
+}
+
+/* A timestamp or the start of a day. */
+static int parse_point(const char *s, time_t *t)
+{
+	struct source_window w;
+
+	if (!source_parse_time(s, t))
+		return 0;
+	if (source_window_date(s, &w, NULL))
+		return -1;
+	*t = w.since;
+	return 0;
+}
+
+int source_window_parse(const char *date, const char *since, const char *until,
+			struct source_window *win, struct err *err)
+{
+	memset(win, 0, sizeof(*win));
+	if (date && (since || until))
+		return err_set(err, ERR_FATAL, "--date and --since/--until exclude each other");
+	if (date)
+		return source_window_date(date, win, err);
+	if (!since && !until)
+		return 0;
+	if (since && parse_point(since, &win->since))
+		return err_set(err, ERR_FATAL, "bad --since '%s': expected an RFC 3339 timestamp "
+			       "or YYYY-MM-DD", since);
+	win->until = SOURCE_TIME_MAX;
+	if (until && parse_point(until, &win->until))
+		return err_set(err, ERR_FATAL, "bad --until '%s': expected an RFC 3339 timestamp "
+			       "or YYYY-MM-DD", until);
+	if (win->until <= win->since)
+		return err_set(err, ERR_FATAL, "--until must be after --since");
 	return 0;
 }

@@ -188,7 +188,7 @@ static void dir_close(struct source *src)
 	free(d);
 }
 
-static const struct source_ops dir_ops = {dir_next, dir_close};
+static const struct source_ops dir_ops = {dir_next, dir_close, NULL, NULL};
 
 struct source *source_dir_open(const struct config *cfg, const struct source_window *win,
 			       struct err *err)

@@ -21,6 +21,7 @@
  * migrations across processes, the other model registration and promotion. */
 #define STORE_LOCK_MIGRATE INT64_C(0x706970656d6967)
 #define STORE_LOCK_MODELS  INT64_C(0x706970656d6f64)
+#define STORE_LOCK_GROUPS  INT64_C(0x7069706567727073)	/* "pipegrps" */
 
 #define STORE_SQL_FILE_MAX (16L << 20)	/* bytes in one migration file */
 #define STORE_COPY_CHUNK   (1u << 20)	/* bytes handed to libpq per COPY send */
@@ -1854,4 +1855,127 @@ void store_groups_free(struct store_group_set *set)
 	free(set->rows);
 	free(set->strings);
 	memset(set, 0, sizeof(*set));
+}
+
+/* ---- re-reading what is recorded ---- */
+
+int store_ungrouped_ads(struct store *s, int64_t model_id, size_t max, char ***ads, size_t *n,
+			struct err *err)
+{
+	char model[24], lim[24];
+	const char *params[2] = {model, lim};
+	PGresult *res = NULL;
+	char **v = NULL;
+	int i, rows;
+
+	*ads = NULL;
+	*n = 0;
+	fmt_i64(model, sizeof(model), model_id);
+	fmt_i64(lim, sizeof(lim), (int64_t)max);
+	if (store_ready(s, err) ||
+	    store_exec(s, "find ungrouped ads",
+		       "SELECT DISTINCT i.ad_id FROM image_embeddings e"
+		       " JOIN ad_images i ON i.image_id = e.image_id AND i.status = 'embedded'"
+		       " WHERE e.model_id = $1::bigint AND NOT EXISTS (SELECT 1 FROM image_groups g"
+		       " WHERE g.image_id = e.image_id AND g.model_id = $1::bigint)"
+		       " LIMIT $2::bigint",
+		       2, params, 0, &res, err))
+		return -1;
+	rows = PQntuples(res);
+	v = calloc((size_t)rows + 1, sizeof(*v));
+	for (i = 0; v && i < rows; i++)
+		if (!(v[i] = strdup(PQgetvalue(res, i, 0))))
+			break;
+	PQclear(res);
+	if (!v || i < rows) {
+		for (i = 0; v && v[i]; i++)
+			free(v[i]);
+		free(v);
+		return err_set(err, ERR_FATAL, "store: out of memory");
+	}
+	*ads = v;
+	*n = (size_t)rows;
+	return 0;
+}
+
+void store_image_page_free(struct store_image_page *p)
+{
+	size_t i;
+
+	for (i = 0; p->rows && i < p->n; i++) {
+		free(p->rows[i].image_id);
+		free(p->rows[i].ad_id);
+		free(p->rows[i].url);
+		free(p->rows[i].created_at);
+		free(p->rows[i].source);
+	}
+	free(p->rows);
+	p->rows = NULL;
+	p->n = 0;
+}
+
+int store_list_images(struct store *s, long long since, long long until, const char *after_ts,
+		      const char *after_id, size_t limit, struct store_image_page *out,
+		      struct err *err)
+{
+	char a[24], b[24], lim[24];
+	const char *params[5] = {a, b, after_ts, after_id, lim};
+	PGresult *res = NULL;
+	int i, rows;
+
+	memset(out, 0, sizeof(*out));
+	fmt_i64(a, sizeof(a), since);
+	fmt_i64(b, sizeof(b), until);
+	fmt_i64(lim, sizeof(lim), (int64_t)limit);
+	if (store_ready(s, err) ||
+	    store_exec(s, "list recorded photos",
+		       "SELECT image_id, ad_id, url,"
+		       " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+		       " coalesce(source, '') FROM ad_images"
+		       " WHERE created_at >= to_timestamp($1::bigint)"
+		       " AND created_at < to_timestamp($2::bigint) AND url IS NOT NULL"
+		       " AND ($3::timestamptz IS NULL OR (created_at, image_id COLLATE \"C\") >"
+		       " ($3::timestamptz, $4 COLLATE \"C\"))"
+		       " ORDER BY created_at, image_id COLLATE \"C\" LIMIT $5::bigint",
+		       5, params, 0, &res, err))
+		return -1;
+	rows = PQntuples(res);
+	out->rows = calloc((size_t)rows + 1, sizeof(*out->rows));
+	if (!out->rows) {
+		PQclear(res);
+		return err_set(err, ERR_FATAL, "store: out of memory");
+	}
+	for (i = 0; i < rows; i++) {
+		struct store_image_row *r = &out->rows[i];
+
+		out->n++;
+		r->image_id = field_dup(res, i, 0);
+		r->ad_id = field_dup(res, i, 1);
+		r->url = field_dup(res, i, 2);
+		r->created_at = field_dup(res, i, 3);
+		r->source = field_dup(res, i, 4);
+		if (!r->image_id || !r->ad_id || !r->url || !r->created_at || !r->source) {
+			PQclear(res);
+			store_image_page_free(out);
+			return err_set(err, ERR_FATAL, "store: out of memory");
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* A session lock, so that it spans the read of an ad's embeddings and the
+ * write of its groups (two transactions); a lost connection releases it. */
+int store_groups_lock(struct store *s, int lock, struct err *err)
+{
+	char key[24];
+	const char *params[1] = {key};
+
+	fmt_i64(key, sizeof(key), STORE_LOCK_GROUPS);
+	if (lock && store_ready(s, err))
+		return -1;
+	return store_exec(s, lock ? "take groups lock" : "release groups lock",
+			  lock ? "SELECT pg_advisory_lock($1::bigint)"
+			       : "SELECT pg_advisory_unlock($1::bigint)",
+			  1, params, 0, NULL, err);
 }

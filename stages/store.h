@@ -221,6 +221,39 @@ int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set
 		       struct err *err);
 void store_groups_free(struct store_group_set *set);
 
+/* Take (LOCK = 1) or release (0) the lock that serialises grouping between
+ * processes: held from reading an ad's embeddings until its groups are
+ * written, it keeps a process that read fewer photos from overwriting the
+ * groups of one that read more. Released when the connection ends. */
+int store_groups_lock(struct store *s, int lock, struct err *err);
+
+/* Up to MAX ads with a photo embedded by MODEL_ID but not grouped (a run
+ * stopped between writing photos and grouping them). *ADS is a malloc'd
+ * array of *N malloc'd strings; the caller frees both. */
+int store_ungrouped_ads(struct store *s, int64_t model_id, size_t max, char ***ads, size_t *n,
+			struct err *err);
+
+/* A photo as recorded in ad_images, for processing it again. */
+struct store_image_row {
+	char *image_id, *ad_id, *url;
+	char *created_at;	/* RFC 3339 UTC with microseconds */
+	char *source;		/* may be "" */
+};
+
+struct store_image_page {
+	size_t n;
+	struct store_image_row *rows;
+};
+
+/* Photos with a url and created_at in [SINCE, UNTIL) (UTC seconds), ordered
+ * by created_at then image id (byte order), starting after the photo
+ * (AFTER_TS, AFTER_ID) (both NULL: from the first), at most LIMIT. Free OUT
+ * with store_image_page_free(). */
+int store_list_images(struct store *s, long long since, long long until, const char *after_ts,
+		      const char *after_id, size_t limit, struct store_image_page *out,
+		      struct err *err);
+void store_image_page_free(struct store_image_page *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -180,7 +180,7 @@ static void test_wrong_types_ranges_and_broken_files(void **state)
 	expect_error(pipeline_yaml("model:\n  channels_last: maybe\n", ""),
 	             "pipeline.yaml:4: model.channels_last: 'maybe' is not true or false");
 	expect_error(pipeline_yaml("source:\n  kind: ftp\n", ""),
-	             "pipeline.yaml:4: source.kind: 'ftp' is not supported (one of: dir, kafka)");
+	             "pipeline.yaml:4: source.kind: 'ftp' is not supported (one of: dir, kafka, db)");
 	expect_error(pipeline_yaml("database:\n  sql_dir: [a]\n", ""),
 	             "database.sql_dir: expected a single value");
 	expect_error(write_tmp("p3.yaml", "database: [unclosed\n"),
@@ -279,6 +279,100 @@ static void test_print_config_masks_password(void **state)
 	free(cfg);
 }
 
+static void test_kafka_map_passes_through_and_hides_secrets(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+	char buf[8192] = "";
+	FILE *fp;
+	size_t n;
+
+	assert_int_equal(config_load(cfg,
+				     pipeline_yaml("kafka:\n"
+						   "  bootstrap.servers: \"b1:9093,b2:9093\"\n"
+						   "  security.protocol: sasl_ssl\n"
+						   "  sasl.mechanisms: SCRAM-SHA-512\n"
+						   "  sasl.username: pipeline\n"
+						   "  sasl.password: s3cr3t-kafka\n"
+						   "  ssl.key.password: k3y-pass\n"
+						   "kafka_source:\n"
+						   "  topic: ad-images\n"
+						   "  clock_skew_s: 600\n",
+						   ""),
+				     &err),
+			 0);
+	assert_int_equal(cfg->kafka.n, 6);
+	assert_string_equal(config_prop(cfg, "bootstrap.servers"), "b1:9093,b2:9093");
+	assert_string_equal(config_prop(cfg, "sasl.password"), "s3cr3t-kafka");
+	assert_null(config_prop(cfg, "group.id"));
+	assert_string_equal(cfg->ks.topic, "ad-images");
+	assert_string_equal(cfg->ks.group_id, "pipeline-run");	/* default */
+	assert_int_equal(cfg->ks.clock_skew_s, 600);
+	assert_true(config_key_is_secret("sasl.password"));
+	assert_true(config_key_is_secret("ssl.keystore.password"));
+	assert_true(config_key_is_secret("sasl.oauthbearer.client.secret"));
+	assert_false(config_key_is_secret("sasl.username"));
+	fp = tmpfile();
+	config_print(cfg, fp);
+	rewind(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	assert_null(strstr(buf, "s3cr3t-kafka"));
+	assert_null(strstr(buf, "k3y-pass"));
+	assert_non_null(strstr(buf, "  sasl.password: \"***\""));
+	assert_non_null(strstr(buf, "  sasl.username: \"pipeline\""));
+	assert_non_null(strstr(buf, "  topic: \"ad-images\""));
+	free(cfg);
+}
+
+static void test_kafka_map_errors_name_the_line(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+
+	/* the pipeline's own settings may not be overridden */
+	assert_int_equal(config_load(cfg, pipeline_yaml("kafka:\n  group.id: other\n", ""), &err),
+			 -1);
+	assert_non_null(strstr(err.msg, ":4: kafka.group.id: set by the pipeline"));
+	assert_int_equal(config_load(cfg,
+				     pipeline_yaml("kafka:\n  enable.auto.commit: true\n", ""),
+				     &err),
+			 -1);
+	assert_non_null(strstr(err.msg, "kafka.enable.auto.commit: set by the pipeline"));
+	/* librdkafka checks names and values */
+	assert_int_equal(config_load(cfg, pipeline_yaml("kafka:\n  bootstrap.srevers: x\n", ""),
+				     &err),
+			 -1);
+	assert_non_null(strstr(err.msg, ":4: kafka.bootstrap.srevers: No such configuration"));
+	assert_int_equal(config_load(cfg,
+				     pipeline_yaml("kafka:\n  session.timeout.ms: soon\n", ""),
+				     &err),
+			 -1);
+	assert_non_null(strstr(err.msg, ":4: kafka.session.timeout.ms: Invalid value"));
+	/* a bad secret's value is not echoed */
+	assert_int_equal(config_load(cfg,
+				     pipeline_yaml("kafka:\n  sasl.password: [a, b]\n", ""), &err),
+			 -1);
+	assert_non_null(strstr(err.msg, "kafka.sasl.password: expected a single value"));
+	/* the kafka source needs a topic and brokers */
+	for (int i = 0; i < 2; i++) {
+		char text[1024];
+
+		pipeline_yaml("", "");
+		snprintf(text, sizeof(text),
+			 "source:\n  kind: kafka\n%s"
+			 "model:\n  config: model.yaml\n"
+			 "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
+			 i ? "kafka_source:\n  topic: t\n" : "kafka:\n  bootstrap.servers: b:1\n",
+			 shared);
+		assert_int_equal(config_load(cfg, write_tmp("k.yaml", text), &err), -1);
+		assert_non_null(strstr(err.msg, i ? "source.kind kafka needs kafka.bootstrap.servers"
+						  : "source.kind kafka needs kafka_source.topic"));
+	}
+	free(cfg);
+}
+
 static void test_training_keys_lists_and_folds(void **state)
 {
 	struct model_config mc;
@@ -329,6 +423,8 @@ int main(void)
 		cmocka_unit_test(test_model_config_errors),
 		cmocka_unit_test(test_missing_files_are_named),
 		cmocka_unit_test(test_print_config_masks_password),
+		cmocka_unit_test(test_kafka_map_passes_through_and_hides_secrets),
+		cmocka_unit_test(test_kafka_map_errors_name_the_line),
 		cmocka_unit_test(test_training_keys_lists_and_folds),
 	};
 
