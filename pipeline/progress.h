@@ -14,6 +14,7 @@ struct progress {
 	long long total;   /* photos expected; -1 unknown */
 	double t0, last_out;
 	long done, failed;
+	int drawn; /* a bar has been drawn (tty) */
 };
 
 /* Start counting now. TOTAL < 0 when unknown; TTY draws a bar, else a log

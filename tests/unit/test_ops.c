@@ -46,6 +46,37 @@ static void test_progress_durations(void **state)
 	assert_string_equal(progress_duration(out, sizeof(out), -5), "0s");
 }
 
+/* A run shorter than the redraw interval must still show its bar once. */
+static void test_progress_first_update_draws_at_once(void **state)
+{
+	char path[] = "/tmp/test_ops_tty.XXXXXX";
+	struct progress p;
+	char buf[512] = "";
+	int fd = mkstemp(path), saved = dup(2);
+	FILE *fp;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	progress_init(&p, 7, 1, 60);
+	progress_update(&p, 3, 0);
+	progress_update(&p, 4, 0); /* inside the redraw interval: not drawn */
+	progress_finish(&p);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fp = fdopen(fd, "r");
+	assert_non_null(fp);
+	rewind(fp);
+	buf[fread(buf, 1, sizeof(buf) - 1, fp)] = '\0';
+	fclose(fp);
+	unlink(path);
+	assert_non_null(strstr(buf, "] 3/7 photos"));
+	assert_null(strstr(buf, "4/7"));
+	/* cleared before whatever is printed next */
+	assert_int_equal(strcmp(buf + strlen(buf) - 4, "\r\033[K"), 0);
+}
+
 static void test_reason_labels(void **state)
 {
 	char out[48];
@@ -161,6 +192,7 @@ int main(void)
 	    cmocka_unit_test(test_progress_bar_known_total),
 	    cmocka_unit_test(test_progress_bar_unknown_total),
 	    cmocka_unit_test(test_progress_durations),
+	    cmocka_unit_test(test_progress_first_update_draws_at_once),
 	    cmocka_unit_test(test_reason_labels),
 	    cmocka_unit_test(test_failure_kinds_are_bounded),
 	    cmocka_unit_test(test_metrics_file_replaced_whole),
