@@ -26,7 +26,7 @@
 #include "store.h"
 #include "strset.h"
 
-#define STORE_ATTEMPTS 6
+#define STORE_ATTEMPTS   6
 #define GROUP_ADS_PER_TX 256
 
 static volatile sig_atomic_t stop_requested;
@@ -51,8 +51,8 @@ struct run {
 	struct resize_opts ropts;
 	struct model *model;
 	struct store *store;
-	struct queue *q_embed;	/* struct item * */
-	struct queue *q_store;	/* struct batch * */
+	struct queue *q_embed; /* struct item * */
+	struct queue *q_store; /* struct batch * */
 	int64_t run_id, model_id;
 	double threshold;
 	int dim;
@@ -61,6 +61,14 @@ struct run {
 	pthread_mutex_t err_lock;
 	int failed;
 	struct err err;
+
+	/* CPU turns: while a forward pass runs on the CPU, resize threads wait between photos
+	 * (see cpu_turn_wait); guarded by turn_lock */
+	pthread_mutex_t turn_lock;
+	pthread_cond_t turn_done;
+	int turns, forward_running;
+	/* stage times in seconds, guarded by turn_lock */
+	double resize_s, embed_wait_s;
 
 	/* store thread only */
 	struct strset ads;
@@ -117,6 +125,43 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
+/* ---- CPU turns ----
+ *
+ * On a CPU device the resize threads and libtorch's intra-op threads compete for the same
+ * cores. Measured on 2 cores: with both running at once, libtorch's threads wait at their
+ * barriers for a thread the kernel has given to a resize, and the run was slower than either
+ * split of the cores. Taking turns gives each stage every core while it runs: a forward pass
+ * starts at once (photos already being resized finish), and resizing resumes when it ends.
+ * With a GPU the forward does not need the cores, so there are no turns. */
+
+static void cpu_turn_wait(struct run *r)
+{
+	if (!r->turns)
+		return;
+	pthread_mutex_lock(&r->turn_lock);
+	while (r->forward_running)
+		pthread_cond_wait(&r->turn_done, &r->turn_lock);
+	pthread_mutex_unlock(&r->turn_lock);
+}
+
+static void cpu_turn_set(struct run *r, int running)
+{
+	if (!r->turns)
+		return;
+	pthread_mutex_lock(&r->turn_lock);
+	r->forward_running = running;
+	if (!running)
+		pthread_cond_broadcast(&r->turn_done);
+	pthread_mutex_unlock(&r->turn_lock);
+}
+
+static void add_time(struct run *r, double *sum, double dt)
+{
+	pthread_mutex_lock(&r->turn_lock);
+	*sum += dt;
+	pthread_mutex_unlock(&r->turn_lock);
+}
+
 /* ---- resize workers ---- */
 
 static void process_item(struct run *r, struct item *it)
@@ -163,6 +208,7 @@ static void *resize_worker(void *arg)
 			run_fail(r, &e);
 			break;
 		}
+		cpu_turn_wait(r);
 		pthread_mutex_lock(&r->src_lock);
 		got = stop_requested ? 0 : source_next(r->src, it, &e);
 		pthread_mutex_unlock(&r->src_lock);
@@ -172,8 +218,12 @@ static void *resize_worker(void *arg)
 				run_fail(r, &e);
 			break;
 		}
-		if (it->ok)
+		if (it->ok) {
+			double t0 = now_s();
+
 			process_item(r, it);
+			add_time(r, &r->resize_s, now_s() - t0);
+		}
 		if (queue_push(r->q_embed, it)) {
 			item_release(it);
 			free(it);
@@ -199,10 +249,13 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 			       floats * sizeof(float));
 	if (n == 0)
 		return 0;
+	cpu_turn_set(r, 1);
 	if (model_embed(r->model, input, n, r->ropts.height, r->ropts.width, output, &e)) {
+		cpu_turn_set(r, 0);
 		run_fail(r, &e);
 		return -1;
 	}
+	cpu_turn_set(r, 0);
 	n = 0;
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
@@ -240,6 +293,7 @@ static void *embed_thread(void *arg)
 	}
 	while (!done) {
 		struct batch *b = calloc(1, sizeof(*b));
+		double t0;
 		void *p;
 		int got = 0;
 
@@ -249,8 +303,10 @@ static void *embed_thread(void *arg)
 			run_fail(r, &e);
 			break;
 		}
+		t0 = now_s();
 		while (b->n < bs && (got = queue_pop(r->q_embed, &p)) == 1)
 			b->items[b->n++] = p;
+		add_time(r, &r->embed_wait_s, now_s() - t0);
 		if (got < 0 || (b->n > 0 && embed_batch(r, b, input, output)) ||
 		    (b->n > 0 && queue_push(r->q_store, b))) {
 			batch_free(b);
@@ -284,8 +340,10 @@ static int store_retry(struct run *r, store_op op, void *arg, struct err *err)
 			return -1;
 		if (attempt == STORE_ATTEMPTS)
 			return err_prefix(err, "database still failing after %d attempts", attempt);
-		log_warn("store", "database unavailable, retrying", "attempt=%d delay_s=%.1f "
-			 "error=\"%s\"", attempt, delay, err->msg);
+		log_warn("store", "database unavailable, retrying",
+		         "attempt=%d delay_s=%.1f "
+		         "error=\"%s\"",
+		         attempt, delay, err->msg);
 		usleep((useconds_t)(delay * 1e6));
 		delay = delay * 2 > 8 ? 8 : delay * 2;
 		store_close(r->store);
@@ -335,7 +393,7 @@ static int op_write_failure(struct run *r, void *arg, struct err *err)
 	const struct item *it = arg;
 
 	return store_write_failure(r->store, r->run_id, it->source, NULL, NULL, it->failure_stage,
-				   it->failure_reason, err);
+	                           it->failure_reason, err);
 }
 
 static int store_batch(struct run *r, struct batch *b, struct err *err)
@@ -358,9 +416,10 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 			r->embedded++;
 		} else {
 			r->photos_failed++;
-			log_debug(LOGC_ALL, "run", "photo failed", "image_id=%s source=%s stage=%s "
-				  "reason=\"%s\"", it->image_id, it->source, it->failure_stage,
-				  it->failure_reason);
+			log_debug(LOGC_ALL, "run", "photo failed",
+			          "image_id=%s source=%s stage=%s "
+			          "reason=\"%s\"",
+			          it->image_id, it->source, it->failure_stage, it->failure_reason);
 		}
 		if (it->has_identity && strset_add(&r->ads, it->ad_id) < 0)
 			return err_set(err, ERR_FATAL, "out of memory");
@@ -374,7 +433,7 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 struct group_job {
 	char **ads;
 	size_t n;
-	struct store_group *rows;	/* image_id and group_id owned */
+	struct store_group *rows; /* image_id and group_id owned */
 	size_t nrows, cap;
 	long ads_grouped, groups;
 };
@@ -393,7 +452,7 @@ static void job_clear(struct group_job *job)
 }
 
 static int job_add(struct group_job *job, const char *ad, const char *image_id,
-		   const char *first_id, struct err *err)
+                   const char *first_id, struct err *err)
 {
 	char gid[2 * ITEM_ID_MAX + 2];
 	struct store_group *row;
@@ -440,16 +499,16 @@ static int op_group_ads(struct run *r, void *arg, struct err *err)
 		}
 		if (set.n)
 			g = group_cluster(set.emb, set.n, set.dim,
-					  (const char *const *)set.image_ids, r->threshold,
-					  r->cfg->linkage, labels, err);
+			                  (const char *const *)set.image_ids, r->threshold,
+			                  r->cfg->linkage, labels, err);
 		if (g < 0) {
 			log_warn("group", "ad not grouped", "ad_id=%s error=\"%s\"", job->ads[a],
-				 err->msg);
+			         err->msg);
 			err_clear(err);
 		}
 		for (i = 0; g > 0 && i < set.n; i++)
 			if (job_add(job, job->ads[a], set.image_ids[i], set.image_ids[labels[i]],
-				    err))
+			            err))
 				g = -2;
 		free(labels);
 		store_emb_set_free(&set);
@@ -522,6 +581,7 @@ static int open_model(struct run *r, struct err *err)
 	mo.device = r->cfg->device;
 	mo.threads = r->cfg->torch_threads ? r->cfg->torch_threads : ncpu();
 	mo.channels_last = r->cfg->channels_last;
+	mo.precision = r->cfg->precision ? MODEL_PREC_FP16 : MODEL_PREC_FP32;
 	r->model = model_open(&mo, err);
 	if (!r->model)
 		return -1;
@@ -561,15 +621,17 @@ static int open_store(struct run *r, struct err *err)
 	if (active && active != r->model_id)
 		/* LIMIT: the run embeds with the configured weights even when another
 		 * model is active; the views show the active model's groups. */
-		log_warn("run", "configured weights are not the active model", "model_id=%lld "
-			 "active_model_id=%lld", (long long)r->model_id, (long long)active);
+		log_warn("run", "configured weights are not the active model",
+		         "model_id=%lld "
+		         "active_model_id=%lld",
+		         (long long)r->model_id, (long long)active);
 	if (isnan(r->threshold) && active == r->model_id && !isnan(active_threshold))
 		r->threshold = active_threshold;
 	return 0;
 }
 
 static int start_stages(struct run *r, pthread_t *workers, int nworkers, pthread_t *embedder,
-			struct err *err)
+                        struct err *err)
 {
 	int i;
 
@@ -614,6 +676,25 @@ static void drain(struct run *r)
 		batch_free(p);
 }
 
+/* Where the run's time went: photo decoding summed over the resize threads, the embed
+ * thread's wait for photos, and model_embed() calls with the network's share of them. */
+static void log_stage_times(struct run *r, double elapsed)
+{
+	struct model_stats ms = {0};
+	struct rusage ru;
+
+	if (r->model)
+		model_stats_get(r->model, &ms);
+	getrusage(RUSAGE_SELF, &ru);
+	log_info("run", "stage times",
+	         "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
+	         "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d",
+	         elapsed,
+	         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+	         r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns);
+}
+
 int run_nightly(const struct config *cfg, const struct run_opts *o)
 {
 	struct run r = {0};
@@ -633,6 +714,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.threshold = cfg->threshold;
 	pthread_mutex_init(&r.src_lock, NULL);
 	pthread_mutex_init(&r.err_lock, NULL);
+	pthread_mutex_init(&r.turn_lock, NULL);
+	pthread_cond_init(&r.turn_done, NULL);
 	gethostname(host, sizeof(host) - 1);
 
 	if (o->date && source_window_date(o->date, &win, &err))
@@ -651,13 +734,14 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		code = RUN_USAGE;
 		goto out;
 	}
+	r.turns = cfg->cpu_turns && !strcmp(model_device(r.model), "cpu");
 	if (!o->dry_run && open_store(&r, &err))
 		goto out;
 	if (isnan(r.threshold))
 		r.threshold = cfg->default_threshold;
 	if (!o->dry_run) {
-		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
-				       o->version, r.model_id};
+		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host, o->version,
+		                       r.model_id};
 
 		if (store_run_begin(r.store, &sr, &r.run_id, &err))
 			goto out;
@@ -665,10 +749,11 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
-	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
-		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
-		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
-		 config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
+	log_info("run", "run started",
+	         "run_id=%lld date=%s model_id=%lld threshold=%.3f "
+	         "linkage=%s resize_threads=%d batch=%d dry_run=%d",
+	         (long long)r.run_id, o->date ? o->date : "all", (long long)r.model_id, r.threshold,
+	         config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
 
 	if (nworkers > 256)
 		nworkers = 256;
@@ -696,20 +781,22 @@ out:
 	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
-			  err.msg);
+		          err.msg);
 	if (r.store && r.run_id) {
 		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
-					     r.ads_grouped, now_s() - t0};
+		                             r.ads_grouped, now_s() - t0};
 		struct err e2 = {0};
 
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
 			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
 	}
-	log_info("run", "run finished", "run_id=%lld status=%s photos_in=%ld embedded=%ld "
-		 "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
-		 (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
-		 r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
-		 stop_requested ? " stopped_early=1" : "");
+	log_stage_times(&r, now_s() - t0);
+	log_info("run", "run finished",
+	         "run_id=%lld status=%s photos_in=%ld embedded=%ld "
+	         "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
+	         (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
+	         r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
+	         stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);
 	store_close(r.store);
@@ -719,6 +806,8 @@ out:
 	strset_free(&r.ads);
 	pthread_mutex_destroy(&r.src_lock);
 	pthread_mutex_destroy(&r.err_lock);
+	pthread_mutex_destroy(&r.turn_lock);
+	pthread_cond_destroy(&r.turn_done);
 	return code;
 }
 
@@ -765,7 +854,7 @@ static void table_free(struct table *t)
 
 /* Load PATH requiring the NCOL columns named in COLS. */
 static int table_load(const char *path, const char *const *cols, int ncol, struct table *t,
-		      struct err *err)
+                      struct err *err)
 {
 	FILE *fp = fopen(path, "r");
 	char *buf = malloc(CSV_LINE_MAX);
@@ -831,8 +920,7 @@ out:
 
 #define CELL(t, row, c) ((t)->fields[row][(t)->col[c]])
 
-static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
-		       struct err *err)
+static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv, struct err *err)
 {
 	static const char *const cols[] = {"image_id", "ad_id", "item"};
 	struct store_group_set gs = {0};
@@ -855,7 +943,7 @@ static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
 	pred = g_hash_table_new(g_str_hash, g_str_equal);
 	for (i = 0; i < gs.n; i++)
 		g_hash_table_insert(pred, (gpointer)gs.rows[i].image_id,
-				    (gpointer)gs.rows[i].group_id);
+		                    (gpointer)gs.rows[i].group_id);
 	for (i = 0; i < t.n; i++) {
 		p[i].image_id = CELL(&t, i, 0);
 		p[i].ad_id = CELL(&t, i, 1);
@@ -878,7 +966,7 @@ out:
 }
 
 static int eval_retrieval(struct store *s, int64_t model_id, const char *labels_csv, int k,
-			  struct err *err)
+                          struct err *err)
 {
 	static const char *const cols[] = {"image", "label"};
 	struct store_emb_set es = {0};
