@@ -84,6 +84,46 @@ static int bench_groups(struct store *s, int64_t run, int64_t model, struct stor
 	return 0;
 }
 
+/* The same embeddings as plain multi-row INSERT statements of BATCH rows (text arrays), one
+ * transaction each, into a scratch table: what a client without COPY does. */
+static int bench_insert(PGconn *conn, const struct ids *ids, const float *emb, size_t rows,
+                        size_t batch)
+{
+	size_t cap = batch * (DIM * 16 + 64) + 256, i, k, at = 0;
+	char *sql = malloc(cap);
+	double t0;
+	int rc = -1;
+
+	if (!sql || admin_exec(conn, "CREATE TABLE bench_insert (image_id text PRIMARY KEY, "
+	                             "ad_id text, embedding real[])") != 0)
+		goto out;
+	t0 = now_s();
+	for (i = 0; i < rows; i += batch) {
+		size_t n = rows - i < batch ? rows - i : batch;
+
+		at = (size_t)snprintf(sql, cap, "INSERT INTO bench_insert VALUES ");
+		for (k = 0; k < n; k++) {
+			const float *e = emb + (i + k) * DIM;
+			int d;
+
+			at += (size_t)snprintf(sql + at, cap - at, "%s('%s','%s','{", k ? "," : "",
+			                       ids[i + k].image, ids[i + k].ad);
+			for (d = 0; d < DIM; d++)
+				at += (size_t)snprintf(sql + at, cap - at, "%s%.9g", d ? "," : "",
+				                       (double)e[d]);
+			at += (size_t)snprintf(sql + at, cap - at, "}')");
+		}
+		if (admin_exec(conn, sql) != 0)
+			goto out;
+	}
+	printf("insert_rows   %-28s batch %5zu  %8.0f rows/s\n", "new rows (text INSERT)", batch,
+	       (double)rows / (now_s() - t0));
+	rc = admin_exec(conn, "DROP TABLE bench_insert");
+out:
+	free(sql);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const size_t batches[] = {32, 1000};
@@ -164,7 +204,8 @@ int main(int argc, char **argv)
 		                 "every hash changed") ||
 		    bench_groups(s, run, model, groups, rows, batches[b], "new rows") ||
 		    bench_groups(s, run, model, groups, rows, batches[b],
-		                 "same rows again (no-op)"))
+		                 "same rows again (no-op)") ||
+		    bench_insert(direct, ids, emb, rows, batches[b]))
 			goto out;
 	}
 	rc = 0;
