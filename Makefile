@@ -73,7 +73,7 @@ deps:
 bin/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 $(BUILD)/libpipeline.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -92,17 +92,17 @@ $(BUILD)/%.o: %.cpp
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
 $(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
 

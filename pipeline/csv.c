@@ -54,20 +54,27 @@ int csv_column(char *const *fields, int n, const char *name)
 
 int csv_read_line(FILE *fp, char *buf)
 {
-	size_t len;
+	size_t len = 0;
+	int c, nul = 0;
 
-	if (!fgets(buf, CSV_LINE_MAX, fp))
-		return ferror(fp) ? -1 : 0;
-	len = strlen(buf);
-	if (len == CSV_LINE_MAX - 1 && buf[len - 1] != '\n') {
-		int c;
-
-		while ((c = fgetc(fp)) != EOF && c != '\n')
-			;
-		buf[0] = '\0';
-		return 2;
+	/* Byte by byte rather than fgets(): a NUL inside the line would cut it short unseen. */
+	while ((c = getc(fp)) != EOF && c != '\n') {
+		if (c == '\0')
+			nul = 1;
+		if (len < CSV_LINE_MAX - 1)
+			buf[len] = (char)c;
+		len++;
 	}
-	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		buf[--len] = '\0';
+	if (c == EOF && ferror(fp))
+		return -1;
+	if (c == EOF && len == 0)
+		return 0;
+	if (len > CSV_LINE_MAX - 1 || nul) {
+		buf[0] = '\0';
+		return len > CSV_LINE_MAX - 1 ? 2 : 3;
+	}
+	while (len && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
 	return 1;
 }

@@ -17,7 +17,8 @@ int csv_column(char *const *fields, int n, const char *name);
 
 /* Read one line of at most CSV_LINE_MAX - 1 bytes into BUF (CSV_LINE_MAX
  * bytes) without its newline. Returns 1 for a line, 2 for an over-long line
- * (skipped to its end, BUF empty), 0 at the end, -1 on a read error. */
+ * and 3 for a line holding a NUL byte (both skipped to their end, BUF empty),
+ * 0 at the end, -1 on a read error. */
 int csv_read_line(FILE *fp, char *buf);
 
 #endif

@@ -1,6 +1,7 @@
 /* source_dir.c - photos listed in a CSV (ad_id,image_id,image,created_at)
  * with the image paths relative to an images folder. */
 #include <errno.h>
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@ struct source_dir {
 	struct source base;
 	FILE *fp;
 	char csv[CONFIG_PATH_MAX];
-	const char *csv_name; /* basename, for item sources */
+	const char *csv_name;	/* basename, for item sources */
 	char root[CONFIG_PATH_MAX];
 	struct source_window win;
 	int col[NCOLS];
@@ -60,7 +61,38 @@ static const char *check_rel_path(const char *p)
 	return NULL;
 }
 
-static int set_field(char *dst, size_t cap, const char *value, const char *what, struct item *it)
+/* Append S to OUT (at *AT, CAP bytes) with the bytes a URL gives a meaning to escaped. */
+static int url_append(char *out, size_t cap, size_t *at, const char *s)
+{
+	for (; *s; s++) {
+		int special = *s == '%' || *s == '?' || *s == '#';
+
+		if (*at + (special ? 3 : 1) >= cap)
+			return -1;
+		if (special)
+			*at += (size_t)snprintf(out + *at, cap - *at, "%%%02X", (unsigned char)*s);
+		else
+			out[(*at)++] = *s;
+	}
+	out[*at] = '\0';
+	return 0;
+}
+
+/* "file://ROOT/REL", escaped, so that a file named "50%.jpg" or "a#1.jpg" is read as that
+ * name. */
+static int file_url(const char *root, const char *rel, char *out, size_t cap)
+{
+	size_t at = 0;
+
+	return url_append(out, cap, &at, "file:") || url_append(out, cap, &at, "//") ||
+	               url_append(out, cap, &at, root) || url_append(out, cap, &at, "/") ||
+	               url_append(out, cap, &at, rel)
+	           ? -1
+	           : 0;
+}
+
+static int set_field(char *dst, size_t cap, const char *value, const char *what,
+		     struct item *it)
 {
 	char reason[128];
 
@@ -92,11 +124,21 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 		if (r <= 0)
 			return r;
 		if (r == 1 && d->buf[0] == '\0')
-			continue; /* blank line */
+			continue;	/* blank line */
 		it->ok = 1;
 		snprintf(it->source, sizeof(it->source), "%s:%ld", d->csv_name, d->line);
 		if (r == 2) {
 			item_fail(it, "source", "line longer than 65536 bytes");
+			return 1;
+		}
+		if (r == 3) {
+			item_fail(it, "source", "NUL byte in line");
+			return 1;
+		}
+		/* The database stores UTF-8 text and refuses anything else, which would fail
+		 * the whole batch: such a line is this line's failure. */
+		if (!g_utf8_validate(d->buf, -1, NULL)) {
+			item_fail(it, "source", "line is not valid UTF-8");
 			return 1;
 		}
 		n = csv_split(d->buf, f, CSV_FIELDS_MAX);
@@ -111,11 +153,11 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 			}
 		if (set_field(it->ad_id, sizeof(it->ad_id), f[d->col[COL_AD]], "ad_id", it) ||
 		    set_field(it->image_id, sizeof(it->image_id), f[d->col[COL_IMAGE_ID]],
-		              "image_id", it))
+			      "image_id", it))
 			return 1;
 		it->has_identity = 1;
 		if (set_field(it->created_at, sizeof(it->created_at), f[d->col[COL_CREATED]],
-		              "created_at", it))
+			      "created_at", it))
 			return 1;
 		if (source_parse_time(it->created_at, &t)) {
 			item_fail(it, "source", "created_at is not an RFC 3339 timestamp");
@@ -128,9 +170,7 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 			item_fail(it, "source", bad);
 			return 1;
 		}
-		n = snprintf(it->url, sizeof(it->url), "file://%s/%s", d->root,
-		             f[d->col[COL_IMAGE]]);
-		if (n < 0 || (size_t)n >= sizeof(it->url)) {
+		if (file_url(d->root, f[d->col[COL_IMAGE]], it->url, sizeof(it->url))) {
 			item_fail(it, "source", "image path too long");
 			return 1;
 		}
@@ -151,7 +191,7 @@ static void dir_close(struct source *src)
 static const struct source_ops dir_ops = {dir_next, dir_close};
 
 struct source *source_dir_open(const struct config *cfg, const struct source_window *win,
-                               struct err *err)
+			       struct err *err)
 {
 	struct source_dir *d = calloc(1, sizeof(*d));
 	char *f[CSV_FIELDS_MAX];
@@ -169,7 +209,7 @@ struct source *source_dir_open(const struct config *cfg, const struct source_win
 	real = realpath(cfg->images_root, NULL);
 	if (!real) {
 		err_set(err, ERR_FATAL, "source.images_root %s: %s", cfg->images_root,
-		        strerror(errno));
+			strerror(errno));
 		goto fail;
 	}
 	snprintf(d->root, sizeof(d->root), "%s", real);
@@ -186,10 +226,8 @@ struct source *source_dir_open(const struct config *cfg, const struct source_win
 	for (c = 0; c < NCOLS; c++) {
 		d->col[c] = csv_column(f, n, col_names[c]);
 		if (d->col[c] < 0) {
-			err_set(err, ERR_FATAL,
-			        "%s:1: header lacks column '%s' (need "
-			        "ad_id,image_id,image,created_at)",
-			        d->csv, col_names[c]);
+			err_set(err, ERR_FATAL, "%s:1: header lacks column '%s' (need "
+				"ad_id,image_id,image,created_at)", d->csv, col_names[c]);
 			goto fail;
 		}
 	}

@@ -39,3 +39,41 @@ expect_eq "$(q "select stage || ': ' || reason from failures where key = 'ads.cs
 expect_eq "$(q 'select count(*) from failures')" 7 "failure rows"
 expect_eq "$(q "select count(*) from image_groups")" 2 "only good photos are grouped"
 expect_eq "$(q "select status from pipeline_runs")" "partial" "run status"
+
+# Every hostile kind that tests/tools/make_hostile writes, through the real binary: each is
+# embedded or recorded with the reason its manifest names, in ad_images and in failures.
+mkdir -p "$T/hostile"
+"$ROOT/$BUILD/tools/make_hostile" "$T/hostile"
+{
+	echo "ad_id,image_id,image,created_at"
+	tail -n +2 "$T/hostile/manifest.csv" | while IFS=, read -r file expect; do
+		echo "600,h-$file,$file,2026-11-30T11:00:00Z"
+	done
+} >"$T/hostile.csv"
+write_config "$T/hostile.csv" "$T/hostile"
+run_pipeline 3 --config "$CFG"
+n_files=$(($(wc -l <"$T/hostile/manifest.csv") - 1))
+n_ok=$(grep -c ',ok$' "$T/hostile/manifest.csv")
+grep -q "photos_in=$n_files embedded=$n_ok failed=$((n_files - n_ok))" "$T/run.log" ||
+	fail "summary counts for $n_files hostile files"
+checked=0
+while IFS=, read -r file expect; do
+	got=$(q "select case when status = 'embedded' then 'ok'
+		else failure_stage || ': ' || failure_reason end from ad_images
+		where image_id = 'h-$file'")
+	case "$got" in
+	"$expect"*) ;;
+	*) fail "$file: got '$got', expected '$expect'" ;;
+	esac
+	if [ "$expect" != ok ]; then
+		expect_eq "$(q "select stage || ': ' || reason from failures
+			where key = 'image:h-$file'")" "$got" "$file: failures row"
+	else
+		[ "$(q "select width > 0 and height > 0 from ad_images
+			where image_id = 'h-$file'")" = t ] || fail "$file: no size recorded"
+	fi
+	checked=$((checked + 1))
+done < <(tail -n +2 "$T/hostile/manifest.csv")
+expect_eq "$checked" "$n_files" "hostile files checked"
+expect_eq "$(q "select count(*) from image_groups where ad_id = '600'")" "$n_ok" \
+	"every decoded hostile photo grouped"

@@ -42,7 +42,7 @@ static void test_rfc3339_parsing(void **state)
 	assert_int_equal(t, 1796030962);
 	assert_int_equal(source_parse_time("2024-02-29T00:00:00Z", &t), 0);
 	assert_int_equal(source_parse_time("2023-02-29T00:00:00Z", &t), -1);
-	assert_int_equal(source_parse_time("2026-11-30 09:29:22", &t), -1); /* no zone */
+	assert_int_equal(source_parse_time("2026-11-30 09:29:22", &t), -1);	/* no zone */
 	assert_int_equal(source_parse_time("2026-11-30T25:00:00Z", &t), -1);
 	assert_int_equal(source_parse_time("2026-11-30T09:29:22Zjunk", &t), -1);
 	assert_int_equal(source_parse_time("", &t), -1);
@@ -81,7 +81,8 @@ static struct source *open_csv(const char *text, const char *date, struct err *e
 	cfg.source = SOURCE_DIR;
 	snprintf(cfg.source_csv, sizeof(cfg.source_csv), "%s/ads.csv", tmpdir);
 	snprintf(cfg.images_root, sizeof(cfg.images_root), "%s", tmpdir);
-	write_file(cfg.source_csv, text);
+	if (text)
+		write_file(cfg.source_csv, text);
 	if (date)
 		assert_int_equal(source_window_date(date, &w, err), 0);
 	return source_open(&cfg, &w, err);
@@ -91,12 +92,12 @@ static void test_date_selects_that_utc_day(void **state)
 {
 	struct err err = {0};
 	struct source *src = open_csv("image,created_at,ad_id,image_id,extra\n"
-	                              "a.jpg,2026-11-29T23:59:59Z,1,10,x\n"
-	                              "b.jpg,2026-11-30T00:00:00Z,1,11,x\n"
-	                              "c.jpg,2026-11-30T23:59:59Z,2,12,x\n"
-	                              "d.jpg,2026-12-01T00:00:00Z,2,13,x\n"
-	                              "e.jpg,2026-11-30T23:30:00-01:00,3,14,x\n",
-	                              "2026-11-30", &err);
+				      "a.jpg,2026-11-29T23:59:59Z,1,10,x\n"
+				      "b.jpg,2026-11-30T00:00:00Z,1,11,x\n"
+				      "c.jpg,2026-11-30T23:59:59Z,2,12,x\n"
+				      "d.jpg,2026-12-01T00:00:00Z,2,13,x\n"
+				      "e.jpg,2026-11-30T23:30:00-01:00,3,14,x\n",
+				      "2026-11-30", &err);
 	struct item it;
 	char got[64] = "";
 
@@ -114,16 +115,16 @@ static void test_bad_rows_become_failed_items(void **state)
 {
 	struct err err = {0};
 	struct source *src = open_csv("ad_id,image_id,image,created_at\n"
-	                              "1,10,ok.jpg,2026-11-30T01:00:00Z\n"
-	                              "1,,x.jpg,2026-11-30T01:00:00Z\n"
-	                              "1,12,../../etc/passwd,2026-11-30T01:00:00Z\n"
-	                              "1,13,/etc/passwd,2026-11-30T01:00:00Z\n"
-	                              "1,14,y.jpg,yesterday\n"
-	                              "1,\"15,\"\"q\"\"\",\"with,comma.jpg\",2026-11-30T01:00:00Z\n"
-	                              "1,16\n"
-	                              "\n"
-	                              "1,\"17,broken.jpg,2026-11-30T01:00:00Z\n",
-	                              NULL, &err);
+				      "1,10,ok.jpg,2026-11-30T01:00:00Z\n"
+				      "1,,x.jpg,2026-11-30T01:00:00Z\n"
+				      "1,12,../../etc/passwd,2026-11-30T01:00:00Z\n"
+				      "1,13,/etc/passwd,2026-11-30T01:00:00Z\n"
+				      "1,14,y.jpg,yesterday\n"
+				      "1,\"15,\"\"q\"\"\",\"with,comma.jpg\",2026-11-30T01:00:00Z\n"
+				      "1,16\n"
+				      "\n"
+				      "1,\"17,broken.jpg,2026-11-30T01:00:00Z\n",
+				      NULL, &err);
 	struct item it;
 
 	assert_non_null(src);
@@ -161,13 +162,88 @@ static void test_bad_rows_become_failed_items(void **state)
 	assert_string_equal(it.failure_reason, "too few fields");
 	assert_string_equal(it.source, "ads.csv:8");
 
-	assert_int_equal(source_next(src, &it, &err), 1); /* blank line skipped */
+	assert_int_equal(source_next(src, &it, &err), 1);	/* blank line skipped */
 	assert_false(it.ok);
 	assert_string_equal(it.source, "ads.csv:10");
 	assert_non_null(strstr(it.failure_reason, "malformed"));
 
 	assert_int_equal(source_next(src, &it, &err), 0);
 	source_close(src);
+}
+
+/* A NUL cannot be part of a C string id: the line is refused, and so is a line that is not
+ * UTF-8 (the database would refuse it, and with it the whole batch). Bytes that mean
+ * something in a URL are escaped in the file url and read back by name. */
+static void test_nul_bad_utf8_and_url_bytes(void **state)
+{
+	static const char csv[] =
+	    "ad_id,image_id,image,created_at\n"
+	    "1,a\0b,x.jpg,2026-11-30T01:00:00Z\n"
+	    "1,20,y.jpg,2026-11-30T01:00:00Z\0junk\n"
+	    "1,caf\xe9,z.jpg,2026-11-30T01:00:00Z\n"
+	    "1,\xc3\xa9\xf0\x9f\x9a\xb2,50%25 #1?.jpg,2026-11-30T01:00:00Z\r\n"
+	    "1,last,w.jpg,2026-11-30T01:00:00Z";
+	struct err err = {0};
+	struct item it;
+	char path[512];
+	struct source *src;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/ads.csv", tmpdir);
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(csv, 1, sizeof(csv) - 1, fp), sizeof(csv) - 1);
+	fclose(fp);
+	src = open_csv(NULL, NULL, &err);
+	assert_non_null(src);
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_false(it.has_identity);
+	assert_string_equal(it.source, "ads.csv:2");
+	assert_string_equal(it.failure_reason, "NUL byte in line");
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_string_equal(it.source, "ads.csv:3");
+	assert_string_equal(it.failure_reason, "NUL byte in line");
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_false(it.ok);
+	assert_false(it.has_identity);
+	assert_string_equal(it.source, "ads.csv:4");
+	assert_string_equal(it.failure_reason, "line is not valid UTF-8");
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.image_id, "\xc3\xa9\xf0\x9f\x9a\xb2");
+	assert_string_equal(it.created_at, "2026-11-30T01:00:00Z");
+	assert_non_null(strstr(it.url, "/50%2525 %231%3F.jpg"));
+
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.image_id, "last");
+	assert_string_equal(it.source, "ads.csv:6");
+	assert_int_equal(source_next(src, &it, &err), 0);
+	source_close(src);
+}
+
+/* A failure reason is always valid UTF-8, however it was cut or whatever it quoted. */
+static void test_failure_reasons_stay_utf8(void **state)
+{
+	struct item it;
+	char reason[600] = "";
+	size_t i;
+
+	for (i = 0; i < 200; i++)
+		memcpy(reason + 2 * i, "\xc3\xa9", 2); /* 400 bytes of é: the field cuts one */
+	memset(&it, 0, sizeof(it));
+	item_fail(&it, "resize", reason);
+	assert_int_equal(strlen(it.failure_reason), sizeof(it.failure_reason) - 1);
+	assert_int_equal((unsigned char)it.failure_reason[sizeof(it.failure_reason) - 2], '?');
+	assert_memory_equal(it.failure_reason, reason, sizeof(it.failure_reason) - 2);
+	item_fail(&it, "resize", "decode failed: marker \xff\xd8 at 12");
+	assert_string_equal(it.failure_reason, "decode failed: marker ?? at 12");
 }
 
 static void test_missing_column_is_fatal(void **state)
@@ -186,6 +262,8 @@ int main(void)
 	    cmocka_unit_test(test_date_window_is_strict),
 	    cmocka_unit_test(test_date_selects_that_utc_day),
 	    cmocka_unit_test(test_bad_rows_become_failed_items),
+	    cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
+	    cmocka_unit_test(test_failure_reasons_stay_utf8),
 	    cmocka_unit_test(test_missing_column_is_fatal),
 	};
 
