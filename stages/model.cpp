@@ -453,8 +453,8 @@ int parse_device(const char *name, torch::Device *dev, struct err *err)
 	if (s != "cpu" && s != "cuda" && s.compare(0, 5, "cuda:"))
 		return err_set(err, ERR_FATAL, "unknown device %s (use cpu, cuda or cuda:N)",
 		               s.c_str());
-	/* LIMIT: the CUDA path is only checked for its error here; the build
-	 * machines have a CPU-only libtorch. */
+	/* LIMIT: the CUDA path (embed_cuda) has never run on a GPU: the build
+	 * machines have a CPU-only libtorch and no GPU. */
 	*dev = torch::Device(s);
 	if (dev->is_cuda() && !torch::cuda::is_available())
 		return err_set(err, ERR_FATAL,
