@@ -18,27 +18,27 @@
 #include "log.h"
 
 enum key_type {
-	T_STR,         /* char[] */
-	T_PATH,        /* char[], resolved against the file's directory */
-	T_SECRET,      /* char[], masked when printed */
-	T_INT,         /* int */
-	T_LL,          /* long long */
-	T_DOUBLE,      /* double */
-	T_DOUBLE_AUTO, /* double, "auto" = NaN */
-	T_BOOL,        /* int 0/1 */
-	T_ENUM,        /* int, index into choices */
-	T_CHOICE,      /* char[], one of choices */
-	T_FLOAT3,      /* float[3] */
-	T_RESIZE,      /* a Hydrogen Torch augmentation string that must be a plain resize */
-	T_IGNORED,     /* accepted, does not apply: warned about */
+	T_STR,		/* char[] */
+	T_PATH,		/* char[], resolved against the file's directory */
+	T_SECRET,	/* char[], masked when printed */
+	T_INT,		/* int */
+	T_LL,		/* long long */
+	T_DOUBLE,	/* double */
+	T_DOUBLE_AUTO,	/* double, "auto" = NaN */
+	T_BOOL,		/* int 0/1 */
+	T_ENUM,		/* int, index into choices */
+	T_CHOICE,	/* char[], one of choices */
+	T_FLOAT3,	/* float[3] */
+	T_RESIZE,	/* a Hydrogen Torch augmentation string that must be a plain resize */
+	T_IGNORED,	/* accepted, does not apply: warned about */
 };
 
 struct key_def {
 	const char *key;
 	enum key_type type;
 	size_t offset;
-	size_t size;     /* for char[] fields */
-	const char *def; /* default as YAML text; NULL = none (required when REQ) */
+	size_t size;		/* for char[] fields */
+	const char *def;	/* default as YAML text; NULL = none (required when REQ) */
 	double min, max;
 	const char *const *choices;
 	const char *help;
@@ -46,7 +46,7 @@ struct key_def {
 };
 
 #define F(st, field) offsetof(struct st, field), sizeof(((struct st *)0)->field)
-#define NONE         0, 0
+#define NONE 0, 0
 
 static const char *const source_kinds[] = {"dir", "kafka", NULL};
 static const char *const linkages[] = {"average", "single", "complete", NULL};
@@ -62,138 +62,141 @@ static const char *const channels[] = {"3", NULL};
 static const char *const precisions[] = {"fp32", "fp16", NULL};
 
 static const struct key_def pipeline_keys[] = {
-    {"database.conninfo", T_SECRET, F(config, db_conninfo), "", 0, 0, NULL,
-     "libpq connection string or service=NAME (empty: libpq's PG* environment)", 0},
-    {"database.sql_dir", T_PATH, F(config, sql_dir), "../sql", 0, 0, NULL,
-     "folder of numbered migrations applied at start", 0},
-    {"source.kind", T_ENUM, F(config, source), "dir", 0, 0, source_kinds,
-     "where photos come from: dir (a CSV of ads) or kafka", 0},
-    {"source.csv", T_PATH, F(config, source_csv), "", 0, 0, NULL,
-     "CSV with columns ad_id,image_id,image,created_at", 0},
-    {"source.images_root", T_PATH, F(config, images_root), "", 0, 0, NULL,
-     "folder the CSV's image paths are relative to; no path may leave it", 0},
-    {"limits.max_bytes", T_LL, F(config, max_bytes), "52428800", 1, 2147483647, NULL,
-     "largest photo file accepted, bytes", 0},
-    {"limits.max_pixels", T_LL, F(config, max_pixels), "100000000", 1, 1e12, NULL,
-     "largest width x height accepted, checked from the header before decoding", 0},
-    {"pipeline.batch_size", T_INT, F(config, batch_size), "16", 1, 1024, NULL,
-     "photos per forward pass and per database transaction", 0},
-    {"pipeline.queue_depth", T_INT, F(config, queue_depth), "64", 1, 65536, NULL,
-     "resized photos waiting for the model, at most (bounds memory)", 0},
-    {"pipeline.resize_threads", T_INT, F(config, resize_threads), "0", 0, 256, NULL,
-     "decode/resize threads; 0 = one per CPU core", 0},
-    {"pipeline.torch_threads", T_INT, F(config, torch_threads), "0", 0, 256, NULL,
-     "libtorch intra-op threads; 0 = one per CPU core", 0},
-    {"pipeline.cpu_turns", T_BOOL, F(config, cpu_turns), "true", 0, 0, NULL,
-     "on a CPU device, resize threads pause while a forward pass runs", 0},
-    {"model.config", T_PATH, F(config, model_config), NULL, 0, 0, NULL,
-     "model configuration in the Hydrogen Torch format", 1},
-    {"model.weights", T_PATH, F(config, model_weights), NULL, 0, 0, NULL,
-     ".safetensors weights with timm key names", 1},
-    {"model.device", T_STR, F(config, device), "cpu", 0, 0, NULL, "cpu, cuda or cuda:N", 0},
-    {"model.channels_last", T_BOOL, F(config, channels_last), "true", 0, 0, NULL,
-     "run convolutions in channels-last layout (faster on CPU)", 0},
-    {"model.precision", T_ENUM, F(config, precision), "fp32", 0, 0, precisions,
-     "fp32, or fp16: mixed precision (autocast) on a CUDA device", 0},
-    {"grouping.threshold", T_DOUBLE_AUTO, F(config, threshold), "auto", -1, 1, NULL,
-     "cosine similarity to join a group; auto = the active model's tuned value", 0},
-    {"grouping.default_threshold", T_DOUBLE, F(config, default_threshold), "0.45", -1, 1, NULL,
-     "threshold when neither the config nor the model record has one", 0},
-    {"grouping.linkage", T_ENUM, F(config, linkage), "average", 0, 0, linkages,
-     "agglomerative linkage: average, single or complete", 0},
+	{"database.conninfo", T_SECRET, F(config, db_conninfo), "", 0, 0, NULL,
+	 "libpq connection string or service=NAME (empty: libpq's PG* environment)", 0},
+	{"database.sql_dir", T_PATH, F(config, sql_dir), "../sql", 0, 0, NULL,
+	 "folder of numbered migrations applied at start", 0},
+	{"source.kind", T_ENUM, F(config, source), "dir", 0, 0, source_kinds,
+	 "where photos come from: dir (a CSV of ads) or kafka", 0},
+	{"source.csv", T_PATH, F(config, source_csv), "", 0, 0, NULL,
+	 "CSV with columns ad_id,image_id,image,created_at", 0},
+	{"source.images_root", T_PATH, F(config, images_root), "", 0, 0, NULL,
+	 "folder the CSV's image paths are relative to; no path may leave it", 0},
+	{"limits.max_bytes", T_LL, F(config, max_bytes), "52428800", 1, 2147483647, NULL,
+	 "largest photo file accepted, bytes", 0},
+	{"limits.max_pixels", T_LL, F(config, max_pixels), "100000000", 1, 1e12, NULL,
+	 "largest width x height accepted, checked from the header before decoding", 0},
+	{"pipeline.batch_size", T_INT, F(config, batch_size), "16", 1, 1024, NULL,
+	 "photos per forward pass and per database transaction", 0},
+	{"pipeline.queue_depth", T_INT, F(config, queue_depth), "64", 1, 65536, NULL,
+	 "resized photos waiting for the model, at most (bounds memory)", 0},
+	{"pipeline.resize_threads", T_INT, F(config, resize_threads), "0", 0, 256, NULL,
+	 "decode/resize threads; 0 = one per CPU core", 0},
+	{"pipeline.torch_threads", T_INT, F(config, torch_threads), "0", 0, 256, NULL,
+	 "libtorch intra-op threads; 0 = one per CPU core", 0},
+	{"pipeline.cpu_turns", T_BOOL, F(config, cpu_turns), "true", 0, 0, NULL,
+	 "on a CPU device, resize threads pause while a forward pass runs", 0},
+	{"model.config", T_PATH, F(config, model_config), NULL, 0, 0, NULL,
+	 "model configuration in the Hydrogen Torch format", 1},
+	{"model.weights", T_PATH, F(config, model_weights), NULL, 0, 0, NULL,
+	 ".safetensors weights with timm key names", 1},
+	{"model.device", T_STR, F(config, device), "cpu", 0, 0, NULL,
+	 "cpu, cuda or cuda:N", 0},
+	{"model.channels_last", T_BOOL, F(config, channels_last), "true", 0, 0, NULL,
+	 "run convolutions in channels-last layout (faster on CPU)", 0},
+	{"model.precision", T_ENUM, F(config, precision), "fp32", 0, 0, precisions,
+	 "fp32, or fp16: mixed precision (autocast) on a CUDA device", 0},
+	{"grouping.threshold", T_DOUBLE_AUTO, F(config, threshold), "auto", -1, 1, NULL,
+	 "cosine similarity to join a group; auto = the active model's tuned value", 0},
+	{"grouping.default_threshold", T_DOUBLE, F(config, default_threshold), "0.45", -1, 1,
+	 NULL, "threshold when neither the config nor the model record has one", 0},
+	{"grouping.linkage", T_ENUM, F(config, linkage), "average", 0, 0, linkages,
+	 "agglomerative linkage: average, single or complete", 0},
 };
 
 static const struct key_def model_keys[] = {
-    {"architecture.backbone", T_CHOICE, F(model_config, backbone), NULL, 0, 0, backbones,
-     "timm backbone name", 1},
-    {"architecture.embedding_size", T_INT, F(model_config, embedding_size), "512", 1, 8192, NULL,
-     "embedding width of a trained head", 0},
-    {"architecture.pool", T_ENUM, F(model_config, pool), "Average", 0, 0, pools,
-     "pooling of the backbone's feature map", 0},
-    {"architecture.gem_p", T_DOUBLE, F(model_config, gem_p), "3", 1, 16, NULL, "GeM exponent", 0},
-    {"architecture.dropout", T_DOUBLE, F(model_config, dropout), "0", 0, 0.99, NULL,
-     "dropout before the head (training only)", 0},
-    {"architecture.pretrained", T_BOOL, F(model_config, pretrained), "true", 0, 0, NULL,
-     "start training from the weights file", 0},
-    {"image.image_channels", T_CHOICE, NONE, "3", 0, 0, channels, "colour channels", 0},
-    {"image.image_height", T_INT, F(model_config, image_height), "224", 16, 4096, NULL,
-     "model input height", 0},
-    {"image.image_width", T_INT, F(model_config, image_width), "224", 16, 4096, NULL,
-     "model input width", 0},
-    {"image.image_normalization", T_ENUM, F(model_config, norm), "Simple", 0, 0, norms,
-     "Simple (x/255), ImageNet mean/std, or Custom (image_mean/image_std)", 0},
-    {"image.image_mean", T_FLOAT3, F(model_config, mean), "[0, 0, 0]", -1000, 1000, NULL,
-     "per-channel mean in pixel units, for Custom", 0},
-    {"image.image_std", T_FLOAT3, F(model_config, std), "[1, 1, 1]", 1e-6, 1000, NULL,
-     "per-channel std in pixel units, for Custom", 0},
-    {"prediction.top_k_similar", T_INT, F(model_config, top_k), "50", 1, 100000, NULL,
-     "k of the retrieval metric mAP@k", 0},
-    {"prediction.metric", T_CHOICE, NONE, "mAP", 0, 0, metrics, "evaluation metric", 0},
-    {"prediction.test_time_augmentations", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"augmentation.augmentations_strategy", T_CHOICE, F(model_config, train.augmentations), "Soft",
-     0, 0, augs, "training augmentations", 0},
-    {"augmentation.custom_inference_augmentations", T_RESIZE, NONE, NULL, 0, 0, NULL,
-     "must be a plain Resize to the image size", 0},
-    {"augmentation.custom_train_augmentations", T_RESIZE, NONE, NULL, 0, 0, NULL,
-     "must be a plain Resize to the image size", 0},
-    {"training.epochs", T_INT, F(model_config, train.epochs), "5", 1, 1000, NULL, "", 0},
-    {"training.batch_size", T_INT, F(model_config, train.batch_size), "16", 2, 4096, NULL, "", 0},
-    {"training.grad_accumulation", T_INT, F(model_config, train.grad_accumulation), "1", 1, 1024,
-     NULL, "", 0},
-    {"training.learning_rate", T_DOUBLE, F(model_config, train.learning_rate), "0.001", 0, 10, NULL,
-     "head learning rate", 0},
-    {"training.differential_learning_rate", T_DOUBLE,
-     F(model_config, train.differential_learning_rate), "0.001", 0, 10, NULL,
-     "backbone learning rate", 0},
-    {"training.differential_learning_rate_layers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"training.weight_decay", T_DOUBLE, F(model_config, train.weight_decay), "0", 0, 10, NULL, "",
-     0},
-    {"training.warmup_epochs", T_DOUBLE, F(model_config, train.warmup_epochs), "0", 0, 1000, NULL,
-     "", 0},
-    {"training.gradient_clip", T_DOUBLE, F(model_config, train.gradient_clip), "0", 0, 1e6, NULL,
-     "0 = off", 0},
-    {"training.arcface_margin", T_DOUBLE, F(model_config, train.arcface_margin), "0.1", 0, 1.5,
-     NULL, "radians", 0},
-    {"training.arcface_scale", T_DOUBLE, F(model_config, train.arcface_scale), "45", 1, 256, NULL,
-     "", 0},
-    {"training.drop_last_batch", T_BOOL, F(model_config, train.drop_last_batch), "true", 0, 0, NULL,
-     "", 0},
-    {"training.evaluation_epochs", T_INT, F(model_config, train.evaluation_epochs), "1", 1, 1000,
-     NULL, "", 0},
-    {"training.schedule", T_CHOICE, F(model_config, train.schedule), "Cosine", 0, 0, schedules, "",
-     0},
-    {"training.optimizer", T_CHOICE, NONE, "AdamW", 0, 0, optimizers, "", 0},
-    {"training.loss_function", T_CHOICE, NONE, "ArcFace", 0, 0, losses, "", 0},
-    {"training.automatically_adjust_batch_size", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"training.build_scoring_pipelines", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"training.calculate_train_metric", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"training.save_best_checkpoint", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"training.train_validation_data", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.validation_size", T_DOUBLE, F(model_config, train.validation_size), "0.2", 0.01, 0.9,
-     NULL, "share of labels held out for validation", 0},
-    {"dataset.data_folder", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.data_folder_test", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.data_sample", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.data_sample_choice", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.folds", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.group_fold_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.image_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.label_columns", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.test_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.train_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.validation_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"dataset.validation_strategy", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"environment.seed", T_INT, F(model_config, train.seed), "-1", -1, INT_MAX, NULL,
-     "-1 = random (recorded)", 0},
-    {"environment.mixed_precision_training", T_BOOL, F(model_config, train.mixed_precision),
-     "false", 0, 0, NULL, "bf16/fp16 autocast where the device supports it", 0},
-    {"environment.mixed_precision_inference", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"environment.gpus", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"environment.number_of_workers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"experiment_name", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"logging.logger", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"logging.neptune_project", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-    {"logging.number_of_images", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"architecture.backbone", T_CHOICE, F(model_config, backbone), NULL, 0, 0, backbones,
+	 "timm backbone name", 1},
+	{"architecture.embedding_size", T_INT, F(model_config, embedding_size), "512", 1, 8192,
+	 NULL, "embedding width of a trained head", 0},
+	{"architecture.pool", T_ENUM, F(model_config, pool), "Average", 0, 0, pools,
+	 "pooling of the backbone's feature map", 0},
+	{"architecture.gem_p", T_DOUBLE, F(model_config, gem_p), "3", 1, 16, NULL,
+	 "GeM exponent", 0},
+	{"architecture.dropout", T_DOUBLE, F(model_config, dropout), "0", 0, 0.99, NULL,
+	 "dropout before the head (training only)", 0},
+	{"architecture.pretrained", T_BOOL, F(model_config, pretrained), "true", 0, 0, NULL,
+	 "start training from the weights file", 0},
+	{"image.image_channels", T_CHOICE, NONE, "3", 0, 0, channels, "colour channels", 0},
+	{"image.image_height", T_INT, F(model_config, image_height), "224", 16, 4096, NULL,
+	 "model input height", 0},
+	{"image.image_width", T_INT, F(model_config, image_width), "224", 16, 4096, NULL,
+	 "model input width", 0},
+	{"image.image_normalization", T_ENUM, F(model_config, norm), "Simple", 0, 0, norms,
+	 "Simple (x/255), ImageNet mean/std, or Custom (image_mean/image_std)", 0},
+	{"image.image_mean", T_FLOAT3, F(model_config, mean), "[0, 0, 0]", -1000, 1000, NULL,
+	 "per-channel mean in pixel units, for Custom", 0},
+	{"image.image_std", T_FLOAT3, F(model_config, std), "[1, 1, 1]", 1e-6, 1000, NULL,
+	 "per-channel std in pixel units, for Custom", 0},
+	{"prediction.top_k_similar", T_INT, F(model_config, top_k), "50", 1, 100000, NULL,
+	 "k of the retrieval metric mAP@k", 0},
+	{"prediction.metric", T_CHOICE, NONE, "mAP", 0, 0, metrics, "evaluation metric", 0},
+	{"prediction.test_time_augmentations", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"augmentation.augmentations_strategy", T_CHOICE, F(model_config, train.augmentations),
+	 "Soft", 0, 0, augs, "training augmentations", 0},
+	{"augmentation.custom_inference_augmentations", T_RESIZE, NONE, NULL, 0, 0, NULL,
+	 "must be a plain Resize to the image size", 0},
+	{"augmentation.custom_train_augmentations", T_RESIZE, NONE, NULL, 0, 0, NULL,
+	 "must be a plain Resize to the image size", 0},
+	{"training.epochs", T_INT, F(model_config, train.epochs), "5", 1, 1000, NULL, "", 0},
+	{"training.batch_size", T_INT, F(model_config, train.batch_size), "16", 2, 4096, NULL,
+	 "", 0},
+	{"training.grad_accumulation", T_INT, F(model_config, train.grad_accumulation), "1", 1,
+	 1024, NULL, "", 0},
+	{"training.learning_rate", T_DOUBLE, F(model_config, train.learning_rate), "0.001", 0, 10,
+	 NULL, "head learning rate", 0},
+	{"training.differential_learning_rate", T_DOUBLE,
+	 F(model_config, train.differential_learning_rate), "0.001", 0, 10, NULL,
+	 "backbone learning rate", 0},
+	{"training.differential_learning_rate_layers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.weight_decay", T_DOUBLE, F(model_config, train.weight_decay), "0", 0, 10, NULL,
+	 "", 0},
+	{"training.warmup_epochs", T_DOUBLE, F(model_config, train.warmup_epochs), "0", 0, 1000,
+	 NULL, "", 0},
+	{"training.gradient_clip", T_DOUBLE, F(model_config, train.gradient_clip), "0", 0, 1e6,
+	 NULL, "0 = off", 0},
+	{"training.arcface_margin", T_DOUBLE, F(model_config, train.arcface_margin), "0.1", 0,
+	 1.5, NULL, "radians", 0},
+	{"training.arcface_scale", T_DOUBLE, F(model_config, train.arcface_scale), "45", 1, 256,
+	 NULL, "", 0},
+	{"training.drop_last_batch", T_BOOL, F(model_config, train.drop_last_batch), "true", 0, 0,
+	 NULL, "", 0},
+	{"training.evaluation_epochs", T_INT, F(model_config, train.evaluation_epochs), "1", 1,
+	 1000, NULL, "", 0},
+	{"training.schedule", T_CHOICE, F(model_config, train.schedule), "Cosine", 0, 0,
+	 schedules, "", 0},
+	{"training.optimizer", T_CHOICE, NONE, "AdamW", 0, 0, optimizers, "", 0},
+	{"training.loss_function", T_CHOICE, NONE, "ArcFace", 0, 0, losses, "", 0},
+	{"training.automatically_adjust_batch_size", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.build_scoring_pipelines", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.calculate_train_metric", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.save_best_checkpoint", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"training.train_validation_data", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.validation_size", T_DOUBLE, F(model_config, train.validation_size), "0.2", 0.01,
+	 0.9, NULL, "share of labels held out for validation", 0},
+	{"dataset.data_folder", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.data_folder_test", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.data_sample", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.data_sample_choice", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.folds", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.group_fold_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.image_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.label_columns", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.test_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.train_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.validation_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"dataset.validation_strategy", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"environment.seed", T_INT, F(model_config, train.seed), "-1", -1, INT_MAX, NULL,
+	 "-1 = random (recorded)", 0},
+	{"environment.mixed_precision_training", T_BOOL, F(model_config, train.mixed_precision),
+	 "false", 0, 0, NULL, "bf16/fp16 autocast where the device supports it", 0},
+	{"environment.mixed_precision_inference", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"environment.gpus", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"environment.number_of_workers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"experiment_name", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"logging.logger", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"logging.neptune_project", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	{"logging.number_of_images", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -231,8 +234,8 @@ static int flat_add(struct flat_list *l, const char *key, yaml_node_t *node)
 /* Walk mapping NODE, adding "prefix.key" for every scalar or sequence. Only
  * known maps are descended into; a mapping where a value is expected is
  * flattened too and then reported as an unknown key. */
-static int flatten(yaml_document_t *doc, yaml_node_t *node, const char *prefix, struct flat_list *l,
-                   const char *file, struct err *err)
+static int flatten(yaml_document_t *doc, yaml_node_t *node, const char *prefix,
+		   struct flat_list *l, const char *file, struct err *err)
 {
 	yaml_node_pair_t *pair;
 
@@ -243,9 +246,9 @@ static int flatten(yaml_document_t *doc, yaml_node_t *node, const char *prefix, 
 
 		if (!k || k->type != YAML_SCALAR_NODE || !v)
 			return err_set(err, ERR_FATAL, "%s:%d: keys must be plain scalars", file,
-			               k ? (int)k->start_mark.line + 1 : 0);
+				       k ? (int)k->start_mark.line + 1 : 0);
 		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "",
-		         (const char *)k->data.scalar.value);
+			 (const char *)k->data.scalar.value);
 		if (v->type == YAML_MAPPING_NODE && strlen(prefix) == 0) {
 			if (flatten(doc, v, key, l, file, err))
 				return -1;
@@ -327,7 +330,8 @@ static int check_plain_resize(const char *s)
 
 /* Parse VALUE (text) for DEF into BASE. LINE is 0 for defaults. */
 static int set_value(const struct key_def *def, void *base, const char *file, int line,
-                     yaml_document_t *doc, yaml_node_t *node, const char *value, struct err *err)
+		     yaml_document_t *doc, yaml_node_t *node, const char *value,
+		     struct err *err)
 {
 	char *field = (char *)base + def->offset;
 	char where[CONFIG_PATH_MAX + 32];
@@ -349,10 +353,10 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 		if (def->type == T_PATH) {
 			if (resolve_path(file, value, field, def->size))
 				return err_set(err, ERR_FATAL, "%s: %s: path too long", where,
-				               def->key);
+					       def->key);
 		} else if ((size_t)snprintf(field, def->size, "%s", value) >= def->size) {
 			return err_set(err, ERR_FATAL, "%s: %s: value longer than %zu bytes", where,
-			               def->key, def->size - 1);
+				       def->key, def->size - 1);
 		}
 		break;
 	case T_INT:
@@ -364,10 +368,10 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 		v = strtoll(value, &end, 10);
 		if (errno || end == value || *end != '\0')
 			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not a whole number", where,
-			               def->key, value);
+				       def->key, value);
 		if ((double)v < def->min || (double)v > def->max)
 			return err_set(err, ERR_FATAL, "%s: %s: %lld is out of range [%.0f, %.0f]",
-			               where, def->key, v, def->min, def->max);
+				       where, def->key, v, def->min, def->max);
 		if (def->type == T_INT)
 			*(int *)field = (int)v;
 		else
@@ -383,20 +387,21 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 	case T_DOUBLE:
 		if (parse_double(value, &d))
 			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not a number", where,
-			               def->key, value);
+				       def->key, value);
 		if (d < def->min || d > def->max)
 			return err_set(err, ERR_FATAL, "%s: %s: %g is out of range [%g, %g]", where,
-			               def->key, d, def->min, def->max);
+				       def->key, d, def->min, def->max);
 		*(double *)field = d;
 		break;
 	case T_BOOL:
 		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "True"))
 			*(int *)field = 1;
-		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "False"))
+		else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+			 !strcmp(value, "False"))
 			*(int *)field = 0;
 		else
 			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not true or false", where,
-			               def->key, value);
+				       def->key, value);
 		break;
 	case T_ENUM:
 	case T_CHOICE: {
@@ -406,7 +411,7 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 		if (i < 0) {
 			choices_list(def->choices, list, sizeof(list));
 			return err_set(err, ERR_FATAL, "%s: %s: '%s' is not supported (one of: %s)",
-			               where, def->key, value, list);
+				       where, def->key, value, list);
 		}
 		if (def->type == T_ENUM)
 			*(int *)field = i;
@@ -422,9 +427,8 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 			yaml_node_item_t *it;
 
 			if (node->type != YAML_SEQUENCE_NODE)
-				return err_set(err, ERR_FATAL,
-				               "%s: %s: expected a list of 3 numbers", where,
-				               def->key);
+				return err_set(err, ERR_FATAL, "%s: %s: expected a list of 3 numbers",
+					       where, def->key);
 			for (it = node->data.sequence.items.start;
 			     it < node->data.sequence.items.top; it++) {
 				yaml_node_t *x = yaml_document_get_node(doc, *it);
@@ -432,28 +436,28 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 				if (n == 3 || !x || x->type != YAML_SCALAR_NODE ||
 				    parse_double((const char *)x->data.scalar.value, &d))
 					return err_set(err, ERR_FATAL,
-					               "%s: %s: expected a list of 3 numbers",
-					               where, def->key);
+						       "%s: %s: expected a list of 3 numbers", where,
+						       def->key);
 				if (d < def->min || d > def->max)
 					return err_set(err, ERR_FATAL,
-					               "%s: %s: %g is out of range [%g, %g]", where,
-					               def->key, d, def->min, def->max);
+						       "%s: %s: %g is out of range [%g, %g]", where,
+						       def->key, d, def->min, def->max);
 				v[n++] = (float)d;
 			}
 		} else if (sscanf(value, "[%f, %f, %f]", &v[0], &v[1], &v[2]) == 3) {
 			n = 3;
 		}
 		if (n != 3)
-			return err_set(err, ERR_FATAL, "%s: %s: expected a list of 3 numbers",
-			               where, def->key);
+			return err_set(err, ERR_FATAL, "%s: %s: expected a list of 3 numbers", where,
+				       def->key);
 		memcpy(field, v, sizeof(v));
 		break;
 	}
 	case T_RESIZE:
 		if (check_plain_resize(value))
 			return err_set(err, ERR_FATAL,
-			               "%s: %s: only a plain Resize to the image size is supported",
-			               where, def->key);
+				       "%s: %s: only a plain Resize to the image size is supported",
+				       where, def->key);
 		break;
 	case T_IGNORED:
 		break;
@@ -472,7 +476,7 @@ static const struct key_def *find_def(const struct key_def *defs, size_t n, cons
 }
 
 static int apply_defaults(const struct key_def *defs, size_t n, void *base, const char *file,
-                          struct err *err)
+			  struct err *err)
 {
 	size_t i;
 
@@ -485,7 +489,7 @@ static int apply_defaults(const struct key_def *defs, size_t n, void *base, cons
 
 /* Load FILE against DEFS into BASE. */
 static int load_file(const char *file, const struct key_def *defs, size_t ndefs, void *base,
-                     struct err *err)
+		     struct err *err)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -508,7 +512,7 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 	yaml_parser_set_input_file(&parser, fp);
 	if (!yaml_parser_load(&parser, &doc)) {
 		err_set(err, ERR_FATAL, "%s:%zu: invalid YAML: %s", file,
-		        parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+			parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
 		goto out;
 	}
 	have_doc = 1;
@@ -528,7 +532,7 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 		for (j = 0; j < i; j++)
 			if (!strcmp(flat.v[j].key, f->key)) {
 				err_set(err, ERR_FATAL, "%s:%d: %s: given twice (first on line %d)",
-				        file, f->line, f->key, flat.v[j].line);
+					file, f->line, f->key, flat.v[j].line);
 				goto out;
 			}
 		if (!def) {
@@ -537,7 +541,7 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 		}
 		if (def->type == T_IGNORED) {
 			int n = snprintf(ignored + ignored_len, sizeof(ignored) - ignored_len,
-			                 "%s%s", ignored_len ? "," : "", f->key);
+					 "%s%s", ignored_len ? "," : "", f->key);
 
 			if (n > 0 && (size_t)n < sizeof(ignored) - ignored_len)
 				ignored_len += (size_t)n;
@@ -557,13 +561,13 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 			found = !strcmp(flat.v[i].key, defs[j].key);
 		if (!found) {
 			err_set(err, ERR_FATAL, "%s: %s: required key missing (%s)", file,
-			        defs[j].key, defs[j].help);
+				defs[j].key, defs[j].help);
 			goto out;
 		}
 	}
 	if (ignored_len)
 		log_warn("config", "keys that do not apply here are ignored", "file=%s keys=%s",
-		         file, ignored);
+			 file, ignored);
 	ret = 0;
 out:
 	free(flat.v);
@@ -608,23 +612,18 @@ int config_load(struct config *cfg, const char *path, struct err *err)
 
 	/* rules that span several keys */
 	if (cfg->source == SOURCE_DIR && (!cfg->source_csv[0] || !cfg->images_root[0]))
-		return err_set(err, ERR_FATAL,
-		               "%s: source.kind dir needs source.csv and "
-		               "source.images_root",
-		               path);
+		return err_set(err, ERR_FATAL, "%s: source.kind dir needs source.csv and "
+			       "source.images_root", path);
 	if (cfg->source == SOURCE_KAFKA)
-		return err_set(err, ERR_FATAL,
-		               "%s: source.kind kafka is not available in this "
-		               "build yet",
-		               path);
+		return err_set(err, ERR_FATAL, "%s: source.kind kafka is not available in this "
+			       "build yet", path);
 	if (cfg->queue_depth < cfg->batch_size)
-		return err_set(err, ERR_FATAL,
-		               "%s: pipeline.queue_depth (%d) must be at least "
-		               "pipeline.batch_size (%d)",
-		               path, cfg->queue_depth, cfg->batch_size);
+		return err_set(err, ERR_FATAL, "%s: pipeline.queue_depth (%d) must be at least "
+			       "pipeline.batch_size (%d)", path, cfg->queue_depth,
+			       cfg->batch_size);
 	if (access(cfg->model_weights, R_OK))
 		return err_set(err, ERR_FATAL, "%s: model.weights: cannot read %s: %s", path,
-		               cfg->model_weights, strerror(errno));
+			       cfg->model_weights, strerror(errno));
 	if (config_load_model(&cfg->model, cfg->model_config, err))
 		return err_prefix(err, "%s: model.config", path);
 	return 0;
@@ -669,7 +668,7 @@ void config_mask_conninfo(const char *conninfo, char *out, size_t cap)
 
 			if (at_sign && colon && colon < at_sign) {
 				int n = snprintf(out + at, cap - at, "://%.*s:***@",
-				                 (int)(colon - (p + 3)), p + 3);
+						 (int)(colon - (p + 3)), p + 3);
 
 				at += n > 0 ? (size_t)n : 0;
 				p = at_sign + 1;
@@ -736,7 +735,7 @@ static void print_value(const struct key_def *def, const void *base, FILE *out)
 }
 
 static void print_table(const struct key_def *defs, size_t n, const void *base, FILE *out,
-                        const char *indent)
+			const char *indent)
 {
 	char section[64] = "";
 	size_t i;

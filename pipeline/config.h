@@ -40,10 +40,10 @@ struct train_config {
 	double arcface_scale;
 	int drop_last_batch;
 	int evaluation_epochs;
-	char schedule[16];      /* "Cosine", "Constant" */
-	char augmentations[16]; /* "Soft", "None" */
+	char schedule[16];		/* "Cosine", "Constant" */
+	char augmentations[16];		/* "Soft", "None" */
 	double validation_size;
-	int seed; /* -1: random */
+	int seed;			/* -1: random */
 	int mixed_precision;
 };
 
@@ -79,16 +79,16 @@ struct config {
 	int queue_depth;
 	int resize_threads;
 	int torch_threads;
-	int cpu_turns; /* resize pauses during CPU forwards */
+	int cpu_turns;			/* resize pauses during CPU forwards */
 
 	char model_config[CONFIG_PATH_MAX];
 	char model_weights[CONFIG_PATH_MAX];
 	char device[32];
 	int channels_last;
-	int precision; /* 0 fp32, 1 fp16 (enum model_precision) */
+	int precision;			/* 0 fp32, 1 fp16 (enum model_precision) */
 
-	double threshold;         /* NaN: take it from the active model's record */
-	double default_threshold; /* when neither config nor model has one */
+	double threshold;		/* NaN: take it from the active model's record */
+	double default_threshold;	/* when neither config nor model has one */
 	enum linkage linkage;
 
 	struct model_config model;

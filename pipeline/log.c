@@ -23,8 +23,8 @@ int log_set_debug(const char *list)
 		const char *name;
 		unsigned bit;
 	} cats[] = {
-	    {"all", LOGC_ALL},   {"kafka", LOGC_KAFKA}, {"pg", LOGC_PG},
-	    {"vips", LOGC_VIPS}, {"torch", LOGC_TORCH},
+		{"all", LOGC_ALL},  {"kafka", LOGC_KAFKA}, {"pg", LOGC_PG},
+		{"vips", LOGC_VIPS}, {"torch", LOGC_TORCH},
 	};
 	const char *p = list;
 
@@ -104,7 +104,7 @@ void log_emit(enum log_level level, const char *stage, const char *msg, const ch
 		at = n > 0 ? (size_t)n : 0;
 	}
 	n = snprintf(line + at, sizeof(line) - at, "level=%s stage=%s msg=", level_name(level),
-	             stage ? stage : "-");
+		     stage ? stage : "-");
 	at += n > 0 ? (size_t)n : 0;
 	at = put_quoted(line, sizeof(line) - 2, at, msg ? msg : "");
 	if (kv_fmt && *kv_fmt && at + 2 < sizeof(line)) {

@@ -44,24 +44,25 @@ struct opt_def {
 };
 
 static const struct opt_def opts[] = {
-    {"config", required_argument, OPT_CONFIG, "FILE",
-     "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
-    {"date", required_argument, OPT_DATE, "YYYY-MM-DD",
-     "backfill: only the photos created on that UTC day"},
-    {"dry-run", no_argument, OPT_DRY_RUN, NULL, "decode and embed the photos but write nothing"},
-    {"threshold", required_argument, OPT_THRESHOLD, "X",
-     "cosine similarity threshold for grouping (overrides the config)"},
-    {"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
-     "print the effective configuration and exit"},
-    {"truth", required_argument, OPT_TRUTH, "CSV",
-     "evaluate: true items, columns image_id,ad_id,item"},
-    {"labels", required_argument, OPT_LABELS, "CSV",
-     "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
-    {"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
-    {"debug", required_argument, OPT_DEBUG, "LIST",
-     "debug lines for categories: kafka,pg,vips,torch,all"},
-    {"version", no_argument, OPT_VERSION, NULL, "print the version and exit"},
-    {"help", no_argument, OPT_HELP, NULL, "this help"},
+	{"config", required_argument, OPT_CONFIG, "FILE",
+	 "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
+	{"date", required_argument, OPT_DATE, "YYYY-MM-DD",
+	 "backfill: only the photos created on that UTC day"},
+	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
+	 "decode and embed the photos but write nothing"},
+	{"threshold", required_argument, OPT_THRESHOLD, "X",
+	 "cosine similarity threshold for grouping (overrides the config)"},
+	{"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
+	 "print the effective configuration and exit"},
+	{"truth", required_argument, OPT_TRUTH, "CSV",
+	 "evaluate: true items, columns image_id,ad_id,item"},
+	{"labels", required_argument, OPT_LABELS, "CSV",
+	 "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
+	{"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
+	{"debug", required_argument, OPT_DEBUG, "LIST",
+	 "debug lines for categories: kafka,pg,vips,torch,all"},
+	{"version", no_argument, OPT_VERSION, NULL, "print the version and exit"},
+	{"help", no_argument, OPT_HELP, NULL, "this help"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -71,34 +72,35 @@ static void usage(FILE *out)
 	size_t i;
 
 	fprintf(out,
-	        "usage: pipeline-run [COMMAND] [OPTIONS]\n"
-	        "\n"
-	        "Group the photos of each bicycle ad: read new photos, resize, embed, group by\n"
-	        "cosine similarity and write a group id per photo to PostgreSQL.\n"
-	        "\n"
-	        "commands:\n"
-	        "  run        the nightly job, or a backfill with --date (default)\n"
-	        "  migrate    apply pending database migrations\n"
-	        "  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
-	        "\n"
-	        "options:\n");
+		"usage: pipeline-run [COMMAND] [OPTIONS]\n"
+		"\n"
+		"Group the photos of each bicycle ad: read new photos, resize, embed, group by\n"
+		"cosine similarity and write a group id per photo to PostgreSQL.\n"
+		"\n"
+		"commands:\n"
+		"  run        the nightly job, or a backfill with --date (default)\n"
+		"  migrate    apply pending database migrations\n"
+		"  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
+		"\n"
+		"options:\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[64];
 
 		if (opts[i].id < 256)
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].id, opts[i].name,
-			         opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name,
-			         opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
 		fprintf(out, "  %-28s %s\n", left, opts[i].help);
 	}
-	fprintf(out, "\n"
-	             "exit codes:\n"
-	             "  0  ok\n"
-	             "  1  failed: the run could not finish (nothing half-done is committed)\n"
-	             "  2  usage or configuration error\n"
-	             "  3  finished, but some photos failed (recorded with their reasons)\n");
+	fprintf(out,
+		"\n"
+		"exit codes:\n"
+		"  0  ok\n"
+		"  1  failed: the run could not finish (nothing half-done is committed)\n"
+		"  2  usage or configuration error\n"
+		"  3  finished, but some photos failed (recorded with their reasons)\n");
 }
 
 static void on_signal(int sig)
@@ -118,7 +120,24 @@ static void omp_wait_passive(char **argv)
 		return;
 	if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
 		execv("/proc/self/exe", argv);
-	/* exec failed: carry on with libgomp's default */
+	/* exec failed: carry on with libgomp's default (the exec costs ~0.5 s of loading) */
+}
+
+/* True unless the command line asks for something that never loads the model (help,
+ * version, the printed config, migrate, evaluate): those need not start twice. */
+static int loads_model(int argc, char **argv)
+{
+	static const char *const quick[] = {"--help", "-h", "--version", "-V", "--print-config"};
+	int i;
+	size_t k;
+
+	if (argc > 1 && argv[1][0] != '-' && strcmp(argv[1], "run"))
+		return 0;
+	for (i = 1; i < argc; i++)
+		for (k = 0; k < sizeof(quick) / sizeof(quick[0]); k++)
+			if (!strcmp(argv[i], quick[k]))
+				return 0;
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -134,10 +153,11 @@ int main(int argc, char **argv)
 	struct err err = {0};
 	int print_config = 0;
 	int code = RUN_USAGE;
-
-	omp_wait_passive(argv);
 	size_t i, at = 0;
 	int c;
+
+	if (loads_model(argc, argv))
+		omp_wait_passive(argv);
 
 	for (i = 0; i < NOPTS; i++) {
 		long_opts[i].name = opts[i].name;
@@ -187,7 +207,7 @@ int main(int argc, char **argv)
 		case OPT_DEBUG:
 			if (log_set_debug(optarg)) {
 				fprintf(stderr, "pipeline-run: --debug: unknown category in '%s'\n",
-				        optarg);
+					optarg);
 				return RUN_USAGE;
 			}
 			break;
@@ -235,10 +255,8 @@ int main(int argc, char **argv)
 		double t = strtod(threshold, &end);
 
 		if (end == threshold || *end || t < -1 || t > 1) {
-			fprintf(stderr,
-			        "pipeline-run: --threshold: '%s' is not a number in "
-			        "[-1, 1]\n",
-			        threshold);
+			fprintf(stderr, "pipeline-run: --threshold: '%s' is not a number in "
+				"[-1, 1]\n", threshold);
 			goto out;
 		}
 		cfg->threshold = t;

@@ -26,7 +26,7 @@
 #include "store.h"
 #include "strset.h"
 
-#define STORE_ATTEMPTS   6
+#define STORE_ATTEMPTS 6
 #define GROUP_ADS_PER_TX 256
 
 static volatile sig_atomic_t stop_requested;
@@ -51,8 +51,8 @@ struct run {
 	struct resize_opts ropts;
 	struct model *model;
 	struct store *store;
-	struct queue *q_embed; /* struct item * */
-	struct queue *q_store; /* struct batch * */
+	struct queue *q_embed;	/* struct item * */
+	struct queue *q_store;	/* struct batch * */
 	int64_t run_id, model_id;
 	double threshold;
 	int dim;
@@ -128,11 +128,10 @@ static void batch_free(struct batch *b)
 /* ---- CPU turns ----
  *
  * On a CPU device the resize threads and libtorch's intra-op threads compete for the same
- * cores. Measured on 2 cores: with both running at once, libtorch's threads wait at their
- * barriers for a thread the kernel has given to a resize, and the run was slower than either
- * split of the cores. Taking turns gives each stage every core while it runs: a forward pass
- * starts at once (photos already being resized finish), and resizing resumes when it ends.
- * With a GPU the forward does not need the cores, so there are no turns. */
+ * cores. With both running at once, libtorch's threads wait at their barriers for a thread
+ * the kernel has given to a resize. Taking turns gives each stage every core while it runs:
+ * a forward pass starts at once (photos already being resized finish), and resizing resumes
+ * when it ends. With a GPU the forward does not need the cores, so there are no turns. */
 
 static void cpu_turn_wait(struct run *r)
 {
@@ -340,10 +339,8 @@ static int store_retry(struct run *r, store_op op, void *arg, struct err *err)
 			return -1;
 		if (attempt == STORE_ATTEMPTS)
 			return err_prefix(err, "database still failing after %d attempts", attempt);
-		log_warn("store", "database unavailable, retrying",
-		         "attempt=%d delay_s=%.1f "
-		         "error=\"%s\"",
-		         attempt, delay, err->msg);
+		log_warn("store", "database unavailable, retrying", "attempt=%d delay_s=%.1f "
+			 "error=\"%s\"", attempt, delay, err->msg);
 		usleep((useconds_t)(delay * 1e6));
 		delay = delay * 2 > 8 ? 8 : delay * 2;
 		store_close(r->store);
@@ -393,7 +390,7 @@ static int op_write_failure(struct run *r, void *arg, struct err *err)
 	const struct item *it = arg;
 
 	return store_write_failure(r->store, r->run_id, it->source, NULL, NULL, it->failure_stage,
-	                           it->failure_reason, err);
+				   it->failure_reason, err);
 }
 
 static int store_batch(struct run *r, struct batch *b, struct err *err)
@@ -416,10 +413,9 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 			r->embedded++;
 		} else {
 			r->photos_failed++;
-			log_debug(LOGC_ALL, "run", "photo failed",
-			          "image_id=%s source=%s stage=%s "
-			          "reason=\"%s\"",
-			          it->image_id, it->source, it->failure_stage, it->failure_reason);
+			log_debug(LOGC_ALL, "run", "photo failed", "image_id=%s source=%s stage=%s "
+				  "reason=\"%s\"", it->image_id, it->source, it->failure_stage,
+				  it->failure_reason);
 		}
 		if (it->has_identity && strset_add(&r->ads, it->ad_id) < 0)
 			return err_set(err, ERR_FATAL, "out of memory");
@@ -433,7 +429,7 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 struct group_job {
 	char **ads;
 	size_t n;
-	struct store_group *rows; /* image_id and group_id owned */
+	struct store_group *rows;	/* image_id and group_id owned */
 	size_t nrows, cap;
 	long ads_grouped, groups;
 };
@@ -452,7 +448,7 @@ static void job_clear(struct group_job *job)
 }
 
 static int job_add(struct group_job *job, const char *ad, const char *image_id,
-                   const char *first_id, struct err *err)
+		   const char *first_id, struct err *err)
 {
 	char gid[2 * ITEM_ID_MAX + 2];
 	struct store_group *row;
@@ -499,16 +495,16 @@ static int op_group_ads(struct run *r, void *arg, struct err *err)
 		}
 		if (set.n)
 			g = group_cluster(set.emb, set.n, set.dim,
-			                  (const char *const *)set.image_ids, r->threshold,
-			                  r->cfg->linkage, labels, err);
+					  (const char *const *)set.image_ids, r->threshold,
+					  r->cfg->linkage, labels, err);
 		if (g < 0) {
 			log_warn("group", "ad not grouped", "ad_id=%s error=\"%s\"", job->ads[a],
-			         err->msg);
+				 err->msg);
 			err_clear(err);
 		}
 		for (i = 0; g > 0 && i < set.n; i++)
 			if (job_add(job, job->ads[a], set.image_ids[i], set.image_ids[labels[i]],
-			            err))
+				    err))
 				g = -2;
 		free(labels);
 		store_emb_set_free(&set);
@@ -621,17 +617,15 @@ static int open_store(struct run *r, struct err *err)
 	if (active && active != r->model_id)
 		/* LIMIT: the run embeds with the configured weights even when another
 		 * model is active; the views show the active model's groups. */
-		log_warn("run", "configured weights are not the active model",
-		         "model_id=%lld "
-		         "active_model_id=%lld",
-		         (long long)r->model_id, (long long)active);
+		log_warn("run", "configured weights are not the active model", "model_id=%lld "
+			 "active_model_id=%lld", (long long)r->model_id, (long long)active);
 	if (isnan(r->threshold) && active == r->model_id && !isnan(active_threshold))
 		r->threshold = active_threshold;
 	return 0;
 }
 
 static int start_stages(struct run *r, pthread_t *workers, int nworkers, pthread_t *embedder,
-                        struct err *err)
+			struct err *err)
 {
 	int i;
 
@@ -682,17 +676,18 @@ static void log_stage_times(struct run *r, double elapsed)
 {
 	struct model_stats ms = {0};
 	struct rusage ru;
+	const char *omp = getenv("OMP_WAIT_POLICY");
 
 	if (r->model)
 		model_stats_get(r->model, &ms);
 	getrusage(RUSAGE_SELF, &ru);
-	log_info("run", "stage times",
-	         "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
-	         "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d",
-	         elapsed,
-	         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-	         r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns);
+	log_info("run", "stage times", "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
+		 "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d "
+		 "omp_wait_policy=%s", elapsed,
+		 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+		 r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns,
+		 omp ? omp : "default");
 }
 
 int run_nightly(const struct config *cfg, const struct run_opts *o)
@@ -740,8 +735,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	if (isnan(r.threshold))
 		r.threshold = cfg->default_threshold;
 	if (!o->dry_run) {
-		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host, o->version,
-		                       r.model_id};
+		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
+				       o->version, r.model_id};
 
 		if (store_run_begin(r.store, &sr, &r.run_id, &err))
 			goto out;
@@ -749,11 +744,10 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
-	log_info("run", "run started",
-	         "run_id=%lld date=%s model_id=%lld threshold=%.3f "
-	         "linkage=%s resize_threads=%d batch=%d dry_run=%d",
-	         (long long)r.run_id, o->date ? o->date : "all", (long long)r.model_id, r.threshold,
-	         config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
+	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
+		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
+		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
+		 config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
 
 	if (nworkers > 256)
 		nworkers = 256;
@@ -781,22 +775,21 @@ out:
 	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
-		          err.msg);
+			  err.msg);
 	if (r.store && r.run_id) {
 		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
-		                             r.ads_grouped, now_s() - t0};
+					     r.ads_grouped, now_s() - t0};
 		struct err e2 = {0};
 
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
 			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
 	}
 	log_stage_times(&r, now_s() - t0);
-	log_info("run", "run finished",
-	         "run_id=%lld status=%s photos_in=%ld embedded=%ld "
-	         "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
-	         (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
-	         r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
-	         stop_requested ? " stopped_early=1" : "");
+	log_info("run", "run finished", "run_id=%lld status=%s photos_in=%ld embedded=%ld "
+		 "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
+		 (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
+		 r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
+		 stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);
 	store_close(r.store);
@@ -854,7 +847,7 @@ static void table_free(struct table *t)
 
 /* Load PATH requiring the NCOL columns named in COLS. */
 static int table_load(const char *path, const char *const *cols, int ncol, struct table *t,
-                      struct err *err)
+		      struct err *err)
 {
 	FILE *fp = fopen(path, "r");
 	char *buf = malloc(CSV_LINE_MAX);
@@ -920,7 +913,8 @@ out:
 
 #define CELL(t, row, c) ((t)->fields[row][(t)->col[c]])
 
-static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv, struct err *err)
+static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
+		       struct err *err)
 {
 	static const char *const cols[] = {"image_id", "ad_id", "item"};
 	struct store_group_set gs = {0};
@@ -943,7 +937,7 @@ static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
 	pred = g_hash_table_new(g_str_hash, g_str_equal);
 	for (i = 0; i < gs.n; i++)
 		g_hash_table_insert(pred, (gpointer)gs.rows[i].image_id,
-		                    (gpointer)gs.rows[i].group_id);
+				    (gpointer)gs.rows[i].group_id);
 	for (i = 0; i < t.n; i++) {
 		p[i].image_id = CELL(&t, i, 0);
 		p[i].ad_id = CELL(&t, i, 1);
@@ -966,7 +960,7 @@ out:
 }
 
 static int eval_retrieval(struct store *s, int64_t model_id, const char *labels_csv, int k,
-                          struct err *err)
+			  struct err *err)
 {
 	static const char *const cols[] = {"image", "label"};
 	struct store_emb_set es = {0};

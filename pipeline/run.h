@@ -13,15 +13,15 @@
 #include "err.h"
 
 enum run_exit {
-	RUN_OK = 0,      /* everything processed */
-	RUN_FAILED = 1,  /* the run could not finish; nothing half-done is committed */
-	RUN_USAGE = 2,   /* bad command line or configuration */
-	RUN_PARTIAL = 3, /* finished, some photos failed (recorded with reasons) */
+	RUN_OK = 0,		/* everything processed */
+	RUN_FAILED = 1,		/* the run could not finish; nothing half-done is committed */
+	RUN_USAGE = 2,		/* bad command line or configuration */
+	RUN_PARTIAL = 3,	/* finished, some photos failed (recorded with reasons) */
 };
 
 struct run_opts {
-	const char *date; /* "YYYY-MM-DD" or NULL for every row */
-	int dry_run;      /* process photos, write nothing */
+	const char *date;	/* "YYYY-MM-DD" or NULL for every row */
+	int dry_run;		/* process photos, write nothing */
 	const char *version;
 };
 

@@ -69,7 +69,7 @@ static int url_unescape(const char *in, char *out, size_t cap)
 }
 
 static int read_file(const struct fetch *f, const char *url, void **buf, size_t *len,
-                     struct err *err)
+		     struct err *err)
 {
 	char path[4096];
 	char *real = NULL;
@@ -103,7 +103,7 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 	}
 	if ((unsigned long long)st.st_size > f->max_bytes) {
 		err_set(err, ERR_INPUT, "too large: %lld bytes, limit %zu", (long long)st.st_size,
-		        f->max_bytes);
+			f->max_bytes);
 		goto out;
 	}
 	data = malloc(st.st_size ? (size_t)st.st_size : 1);
@@ -117,8 +117,8 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			err_set(err, ERR_INPUT, "read failed: %s",
-			        r < 0 ? strerror(errno) : "file shrank while reading");
+			err_set(err, ERR_INPUT, "read failed: %s", r < 0 ? strerror(errno) :
+				"file shrank while reading");
 			goto out;
 		}
 		got += (size_t)r;

@@ -17,7 +17,7 @@ extern "C" {
 #define FETCH_MAX_ROOTS 16
 
 struct fetch {
-	char *roots[FETCH_MAX_ROOTS]; /* resolved absolute folders */
+	char *roots[FETCH_MAX_ROOTS];	/* resolved absolute folders */
 	size_t nroots;
 	size_t max_bytes;
 };

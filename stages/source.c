@@ -9,14 +9,14 @@
 #include "source_impl.h"
 
 struct source *source_open(const struct config *cfg, const struct source_window *win,
-                           struct err *err)
+			   struct err *err)
 {
 	switch (cfg->source) {
 	case SOURCE_DIR:
 		return source_dir_open(cfg, win, err);
 	default:
 		err_set(err, ERR_FATAL, "source kind %d is not available in this build",
-		        (int)cfg->source);
+			(int)cfg->source);
 		return NULL;
 	}
 }
@@ -112,7 +112,7 @@ int source_parse_time(const char *s, time_t *out)
 	if (*p)
 		return -1;
 	*out = (time_t)(days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec -
-	                sign * (oh * 3600LL + om * 60LL));
+			sign * (oh * 3600LL + om * 60LL));
 	return 0;
 }
 
@@ -123,7 +123,7 @@ int source_window_date(const char *date, struct source_window *win, struct err *
 
 	if (!date || parse_date(&p, &y, &m, &d) || *p)
 		return err_set(err, ERR_FATAL, "bad date '%s': expected YYYY-MM-DD",
-		               date ? date : "");
+			       date ? date : "");
 	win->since = (time_t)(days_from_civil(y, m, d) * 86400LL);
 	win->until = win->since + 86400;
 	return 0;

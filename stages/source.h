@@ -27,7 +27,7 @@ struct source;
 
 /* Open the source CFG names, selecting events inside WIN. */
 struct source *source_open(const struct config *cfg, const struct source_window *win,
-                           struct err *err);
+			   struct err *err);
 
 /* Fill IT with the next item: returns 1, 0 at the end, -1 on a source error
  * (the source itself cannot be read; ERR says whether to retry). */

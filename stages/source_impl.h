@@ -14,6 +14,6 @@ struct source {
 };
 
 struct source *source_dir_open(const struct config *cfg, const struct source_window *win,
-                               struct err *err);
+			       struct err *err);
 
 #endif

@@ -34,12 +34,12 @@ int store_migrate(struct store *s, const char *sql_dir, int *applied, struct err
 struct store_model {
 	const char *backbone;
 	const char *weights_path;
-	const char *weights_sha256; /* hex */
+	const char *weights_sha256;	/* hex */
 	int embedding_dim;
 	int image_height, image_width;
-	double threshold;         /* NaN: none recorded */
-	const char *metrics_json; /* may be NULL */
-	const char *status;       /* "active", "candidate", "retired" */
+	double threshold;		/* NaN: none recorded */
+	const char *metrics_json;	/* may be NULL */
+	const char *status;		/* "active", "candidate", "retired" */
 };
 
 /* Find the model with the same weights checksum and backbone, or insert it
@@ -47,7 +47,7 @@ struct store_model {
  * the other one is retired). *ID receives its id. A model found keeps its
  * status: registering is idempotent, promoting is store_model_promote(). */
 int store_model_register(struct store *s, const struct store_model *m, int64_t *id,
-                         struct err *err);
+			 struct err *err);
 
 /* Make model ID the active one and retire the model active before (no change
  * when ID is already active). ERR_FATAL when there is no such model. */
@@ -58,11 +58,11 @@ int store_model_promote(struct store *s, int64_t id, struct err *err);
 int store_model_active(struct store *s, int64_t *id, double *threshold, struct err *err);
 
 struct store_run {
-	const char *kind; /* "nightly", "backfill", "retrain" */
-	const char *date; /* "YYYY-MM-DD" or NULL */
+	const char *kind;	/* "nightly", "backfill", "retrain" */
+	const char *date;	/* "YYYY-MM-DD" or NULL */
 	const char *host;
 	const char *version;
-	int64_t model_id; /* 0: none */
+	int64_t model_id;	/* 0: none */
 };
 
 int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id, struct err *err);
@@ -74,20 +74,20 @@ struct store_run_counts {
 
 /* STATUS: "ok", "partial" (some photos failed), "failed". */
 int store_run_finish(struct store *s, int64_t run_id, const char *status,
-                     const struct store_run_counts *c, struct err *err);
+		     const struct store_run_counts *c, struct err *err);
 
 struct store_image {
 	const char *image_id;
 	const char *ad_id;
 	const char *url;
-	const char *created_at;     /* RFC 3339 */
-	const char *source;         /* where it came from: "ads.csv:12", "topic/3@1042" */
-	int ok;                     /* 1: embedded; 0: failed */
-	const char *failure_stage;  /* when !ok: "fetch", "resize", "embed" */
-	const char *failure_reason; /* when !ok */
-	int width, height;          /* 0 when unknown */
-	const char *content_sha256; /* hex, or NULL */
-	const float *embedding;     /* dim floats when ok */
+	const char *created_at;		/* RFC 3339 */
+	const char *source;		/* where it came from: "ads.csv:12", "topic/3@1042" */
+	int ok;				/* 1: embedded; 0: failed */
+	const char *failure_stage;	/* when !ok: "fetch", "resize", "embed" */
+	const char *failure_reason;	/* when !ok */
+	int width, height;		/* 0 when unknown */
+	const char *content_sha256;	/* hex, or NULL */
+	const float *embedding;		/* dim floats when ok */
 	int dim;
 };
 
@@ -97,13 +97,14 @@ struct store_image {
  * its last entry. A missing id, a non-finite float or an embedding size other
  * than the model's is ERR_FATAL and nothing is written. */
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
-                       const struct store_image *imgs, size_t n, struct err *err);
+		       const struct store_image *imgs, size_t n, struct err *err);
 
 /* A failure that is not tied to a stored photo (a bad CSV line, a poison
  * event). KEY identifies the item uniquely ("ads.csv:17", "topic/2@55");
  * IMAGE_ID and AD_ID may be NULL. Upserted by KEY. */
 int store_write_failure(struct store *s, int64_t run_id, const char *key, const char *image_id,
-                        const char *ad_id, const char *stage, const char *reason, struct err *err);
+			const char *ad_id, const char *stage, const char *reason,
+			struct err *err);
 
 /* Embeddings of every embedded photo of AD_ID for MODEL_ID, ordered by image
  * id in byte order (strcmp). A photo without a url reads as "". Free with
@@ -114,15 +115,15 @@ struct store_emb_set {
 	char **image_ids;
 	char **ad_ids;
 	char **urls;
-	float *emb; /* n x dim */
+	float *emb;		/* n x dim */
 };
 
 int store_ad_embeddings(struct store *s, int64_t model_id, const char *ad_id,
-                        struct store_emb_set *out, struct err *err);
+			struct store_emb_set *out, struct err *err);
 
 /* Every embedding stored for MODEL_ID (for evaluation), ordered by image id. */
 int store_all_embeddings(struct store *s, int64_t model_id, struct store_emb_set *out,
-                         struct err *err);
+			 struct err *err);
 
 void store_emb_set_free(struct store_emb_set *set);
 
@@ -137,7 +138,7 @@ struct store_group {
  * (so every photo of an ad goes in the same call). Photos must be in
  * ad_images already. An image id given twice keeps its last entry. */
 int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
-                       const struct store_group *g, size_t n, struct err *err);
+		       const struct store_group *g, size_t n, struct err *err);
 
 /* Groups of MODEL_ID, ordered by ad id, group id, image id (each in byte
  * order). Strings are owned by the result; free with store_groups_free(). */
@@ -148,7 +149,7 @@ struct store_group_set {
 };
 
 int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set *out,
-                       struct err *err);
+		       struct err *err);
 void store_groups_free(struct store_group_set *set);
 
 #ifdef __cplusplus

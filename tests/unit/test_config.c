@@ -48,15 +48,15 @@ static const char *write_tmp(const char *name, const char *text)
 }
 
 static const char *model_yaml = "architecture:\n"
-                                "  backbone: mobilenetv2_100\n"
-                                "  embedding_size: 1280\n"
-                                "  pool: Average\n"
-                                "image:\n"
-                                "  image_height: 224\n"
-                                "  image_width: 224\n"
-                                "  image_normalization: Custom\n"
-                                "  image_mean: [128, 128, 128]\n"
-                                "  image_std: [128, 128, 128]\n";
+				"  backbone: mobilenetv2_100\n"
+				"  embedding_size: 1280\n"
+				"  pool: Average\n"
+				"image:\n"
+				"  image_height: 224\n"
+				"  image_width: 224\n"
+				"  image_normalization: Custom\n"
+				"  image_mean: [128, 128, 128]\n"
+				"  image_std: [128, 128, 128]\n";
 
 /* A pipeline config with the given extra text appended to the pipeline
  * section; returns its path. */
@@ -66,18 +66,18 @@ static const char *pipeline_yaml(const char *db_extra, const char *pipeline_extr
 
 	write_tmp("model.yaml", model_yaml);
 	snprintf(text, sizeof(text),
-	         "database:\n"
-	         "  conninfo: \"host=/tmp dbname=bikes password=hunter2 user=p\"\n%s"
-	         "source:\n"
-	         "  kind: dir\n"
-	         "  csv: %s/data/sop-ads/ads.csv\n"
-	         "  images_root: %s/data/sop-ads\n"
-	         "pipeline:\n"
-	         "  batch_size: 8\n%s"
-	         "model:\n"
-	         "  config: model.yaml\n"
-	         "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
-	         db_extra, shared, shared, pipeline_extra, shared);
+		 "database:\n"
+		 "  conninfo: \"host=/tmp dbname=bikes password=hunter2 user=p\"\n%s"
+		 "source:\n"
+		 "  kind: dir\n"
+		 "  csv: %s/data/sop-ads/ads.csv\n"
+		 "  images_root: %s/data/sop-ads\n"
+		 "pipeline:\n"
+		 "  batch_size: 8\n%s"
+		 "model:\n"
+		 "  config: model.yaml\n"
+		 "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
+		 db_extra, shared, shared, pipeline_extra, shared);
 	return write_tmp("pipeline.yaml", text);
 }
 
@@ -89,8 +89,8 @@ static void test_good_file_and_defaults(void **state)
 
 	assert_int_equal(config_load(cfg, pipeline_yaml("", ""), &err), 0);
 	assert_int_equal(cfg->batch_size, 8);
-	assert_int_equal(cfg->queue_depth, 64); /* default */
-	assert_true(isnan(cfg->threshold));     /* auto */
+	assert_int_equal(cfg->queue_depth, 64);		/* default */
+	assert_true(isnan(cfg->threshold));		/* auto */
 	assert_int_equal(cfg->linkage, LINKAGE_AVERAGE);
 	assert_int_equal(cfg->model.image_width, 224);
 	assert_int_equal(cfg->model.norm, RESIZE_NORM_CUSTOM);
@@ -140,21 +140,20 @@ static void expect_error(const char *path, const char *needle)
 
 static void test_unknown_key_names_file_and_line(void **state)
 {
-	expect_error(pipeline_yaml("", "  batch_sise: 8\n"),
-	             "pipeline.yaml:9: pipeline.batch_sise: unknown key");
+	expect_error(pipeline_yaml("", "  batch_sise: 8\n"), "pipeline.yaml:9: pipeline.batch_sise: unknown key");
 }
 
 static void test_bad_values_name_line_and_reason(void **state)
 {
 	expect_error(pipeline_yaml("", "  queue_depth: lots\n"),
-	             "pipeline.yaml:9: pipeline.queue_depth: 'lots' is not a whole number");
+		     "pipeline.yaml:9: pipeline.queue_depth: 'lots' is not a whole number");
 	expect_error(pipeline_yaml("", "  resize_threads: -3\n"), ":9: pipeline.resize_threads: "
-	                                                          "-3 is out of range");
+		     "-3 is out of range");
 	expect_error(pipeline_yaml("", "  queue_depth: 4\n"), "queue_depth (4) must be at least");
 	expect_error(pipeline_yaml("", "  batch_size: 9\n"), "given twice (first on line 8)");
 	expect_error(pipeline_yaml("grouping:\n  linkage: ward\n", ""),
-	             ":4: grouping.linkage: 'ward' is not supported (one of: average, single, "
-	             "complete)");
+		     ":4: grouping.linkage: 'ward' is not supported (one of: average, single, "
+		     "complete)");
 }
 
 static void test_model_config_errors(void **state)
@@ -166,26 +165,24 @@ static void test_model_config_errors(void **state)
 	p = write_tmp("m1.yaml", "architecture:\n  backbone: resnet50\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "m1.yaml:2: architecture.backbone: 'resnet50' is not "
-	                                "supported"));
+				   "supported"));
 	p = write_tmp("m2.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
-	                         "  image_channels: 1\n");
+		      "  image_channels: 1\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, ":4: image.image_channels"));
 	p = write_tmp("m3.yaml", "image:\n  image_height: 224\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "architecture.backbone: required key missing"));
-	p = write_tmp(
-	    "m4.yaml",
-	    "architecture:\n  backbone: mobilenetv2_100\naugmentation:\n"
-	    "  custom_inference_augmentations: '{\"transform\": {\"__class_fullname__\": "
-	    "\"Compose\", \"transforms\": [{\"__class_fullname__\": \"HorizontalFlip\"}]}}'\n");
+	p = write_tmp("m4.yaml", "architecture:\n  backbone: mobilenetv2_100\naugmentation:\n"
+		      "  custom_inference_augmentations: '{\"transform\": {\"__class_fullname__\": "
+		      "\"Compose\", \"transforms\": [{\"__class_fullname__\": \"HorizontalFlip\"}]}}'\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "only a plain Resize"));
 	p = write_tmp("m5.yaml", "architecture: [1, 2\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "invalid YAML"));
 	p = write_tmp("m6.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
-	                         "  image_mean: [1, 2]\n");
+		      "  image_mean: [1, 2]\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, ":4: image.image_mean: expected a list of 3 numbers"));
 }
@@ -198,14 +195,12 @@ static void test_missing_files_are_named(void **state)
 	assert_int_equal(config_load(cfg, "/nonexistent/pipeline.yaml", &err), -1);
 	assert_non_null(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open"));
 	write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n  weights: nothere.safetensors\n"
-	                     "source:\n  csv: a.csv\n  images_root: .\n");
-	assert_int_equal(
-	    config_load(cfg,
-	                write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
-	                                     "  weights: nothere.safetensors\nsource:\n"
-	                                     "  csv: a.csv\n  images_root: .\n"),
-	                &err),
-	    -1);
+		  "source:\n  csv: a.csv\n  images_root: .\n");
+	assert_int_equal(config_load(cfg, write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
+						  "  weights: nothere.safetensors\nsource:\n"
+						  "  csv: a.csv\n  images_root: .\n"),
+				     &err),
+			 -1);
 	assert_non_null(strstr(err.msg, "model.weights: cannot read"));
 	free(cfg);
 }
@@ -240,13 +235,13 @@ static void test_print_config_masks_password(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_good_file_and_defaults),
-	    cmocka_unit_test(test_reference_model_config_accepted),
-	    cmocka_unit_test(test_unknown_key_names_file_and_line),
-	    cmocka_unit_test(test_bad_values_name_line_and_reason),
-	    cmocka_unit_test(test_model_config_errors),
-	    cmocka_unit_test(test_missing_files_are_named),
-	    cmocka_unit_test(test_print_config_masks_password),
+		cmocka_unit_test(test_good_file_and_defaults),
+		cmocka_unit_test(test_reference_model_config_accepted),
+		cmocka_unit_test(test_unknown_key_names_file_and_line),
+		cmocka_unit_test(test_bad_values_name_line_and_reason),
+		cmocka_unit_test(test_model_config_errors),
+		cmocka_unit_test(test_missing_files_are_named),
+		cmocka_unit_test(test_print_config_masks_password),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
