@@ -80,25 +80,23 @@ def verdict(x, floor):
 
 # ---- resize ----
 
-def mogrify(files, side, threads, rounds):
+def mogrify(files, side, threads, warm):
     """ImageMagick as a careful user runs it: one mogrify over all files, the JPEG decoder
-    told the size wanted (jpeg:size, twice the output as ImageMagick advises)."""
-    rates, cpus = [], []
+    told the size wanted (jpeg:size, twice the output as ImageMagick advises). One timed
+    pass (after a warm-up pass when WARM): (photos/s, CPU ms per photo)."""
     with tempfile.TemporaryDirectory() as d:
         cmd = ["mogrify", "-path", d, "-define", "jpeg:size=%dx%d" % (2 * side, 2 * side),
                "-auto-orient", "-resize", "%dx%d!" % (side, side), "-format", "ppm"] + files
         env = {"MAGICK_THREAD_LIMIT": str(threads)}
-        sh(cmd, env)
-        for _ in range(rounds):
-            c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t0 = time.perf_counter()
+        if warm:
             sh(cmd, env)
-            wall = time.perf_counter() - t0
-            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-            rates.append(len(files) / wall)
-            cpus.append(1000 * cpu / len(files))
-    return med(rates), med(cpus)
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        sh(cmd, env)
+        wall = time.perf_counter() - t0
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    return len(files) / wall, 1000 * cpu / len(files)
 
 
 def bench_resize(sop, big):
@@ -107,15 +105,21 @@ def bench_resize(sop, big):
         for side in (224, 512):
             for t in (1, 2):
                 log("resize %s -> %d, %d thread(s)" % (name, side, t))
-                out, _ = sh([os.path.join(TOOLS, "resize_bench"), "-s", str(side), "-t",
-                             str(t), "-r", str(ROUNDS)] + files)
-                ours, ours_cpu = med(values(out, "photos_per_s")), med(
-                    values(out, "cpu_ms_per_photo"))
-                out, _ = sh([PY, os.path.join(ROOT, "bench/peer_resize.py"), str(side), str(t),
-                             str(ROUNDS)] + files)
-                pil, pil_cpu = med(values(out, "photos_per_s")), med(
-                    values(out, "cpu_ms_per_photo"))
-                im, im_cpu = mogrify(files, side, t, ROUNDS)
+                # the three tools take turns, round by round, so that they see the same
+                # load from whatever else runs on the machine
+                o_out = p_out = ""
+                im_runs = []
+                for r in range(ROUNDS):
+                    o_out += sh([os.path.join(TOOLS, "resize_bench"), "-s", str(side), "-t",
+                                 str(t), "-r", "1"] + files)[0]
+                    p_out += sh([PY, os.path.join(ROOT, "bench/peer_resize.py"), str(side),
+                                 str(t), "1"] + files)[0]
+                    im_runs.append(mogrify(files, side, t, r == 0))
+                ours, ours_cpu = med(values(o_out, "photos_per_s")), med(
+                    values(o_out, "cpu_ms_per_photo"))
+                pil, pil_cpu = med(values(p_out, "photos_per_s")), med(
+                    values(p_out, "cpu_ms_per_photo"))
+                im, im_cpu = med([x[0] for x in im_runs]), med([x[1] for x in im_runs])
                 big_case = name.startswith("4000")
                 case = "%s -> %d, %d thread%s" % (name, side, t, "s" if t > 1 else "")
                 add("resize", case, ours, "Pillow", pil, ratio=ours / pil,
@@ -124,17 +128,21 @@ def bench_resize(sop, big):
                 add("resize", case, ours, "ImageMagick", im, ratio=ours / im,
                     per_core=im_cpu / ours_cpu, goal=">=5x per core" if big_case else "",
                     met=verdict(im_cpu / ours_cpu, 5) if big_case else "")
-                stage_rate[(name, side, t)] = ours
+                stage_rate[(name, side, t)] = (ours, ours_cpu)
     return stage_rate
 
 
 # ---- embed ----
 
-def model_bench(bb, size, batch, threads, cl, iters):
+def model_bench(bb, size, batch, threads, cl, iters, max_forward=None):
+    """(photos/s, overhead %, CPU ms per photo); one forward per batch unless MAX_FORWARD
+    (0: the model's own split)."""
     cmd = [os.path.join(TOOLS, "model_bench"), "-b", bb, "-w", WEIGHTS[bb], "-s", str(size),
-           "-n", str(batch), "-t", str(threads), "-i", str(iters)] + (["-c"] if cl else [])
+           "-n", str(batch), "-t", str(threads), "-i", str(iters),
+           "-f", str(batch if max_forward is None else max_forward)] + (["-c"] if cl else [])
     out, _ = sh(cmd, TORCH_ENV)
-    return med(values(out, "photos_per_s")), med(values(out, "overhead_pct"))
+    return (med(values(out, "photos_per_s")), med(values(out, "overhead_pct")),
+            med(values(out, "cpu_ms_per_photo")))
 
 
 def peer_model(bb, size, batch, threads, layout, iters, env=None):
@@ -160,7 +168,7 @@ def bench_embed():
                 configs += [(8, NCPU, False), (8, 1, True)]
             for batch, t, cl in configs:
                 log("embed %s %d batch %d threads %d cl %d" % (bb, size, batch, t, cl))
-                ours, over = model_bench(bb, size, batch, t, cl, ROUNDS + 1)
+                ours, over, _ = model_bench(bb, size, batch, t, cl, ROUNDS + 1)
                 case = "%s %dpx batch %d, %d thread%s, %s" % (
                     bb, size, batch, t, "s" if t > 1 else "", "channels-last" if cl else "NCHW")
                 add("embed", case + ": overhead around the forward", over, unit="%",
@@ -174,6 +182,9 @@ def bench_embed():
                 if not QUICK and size == 512:
                     peers.append(("python3-torch eager, glibc keeps big buffers", "cl",
                                   MALLOC_KEPT))
+                auto, _, _ = model_bench(bb, size, 16, t, cl, ROUNDS + 1, 0)
+                add("embed", "%s %dpx batch 16 as the pipeline runs it (split to ~0.4 Mpx "
+                    "per forward)" % (bb, size), auto)
                 for pname, layout, env in peers:
                     peer = peer_model(bb, size, batch, t, layout, ROUNDS + 1, env)
                     add("embed", case, ours, pname, peer, ratio=ours / peer, goal=goal,
@@ -251,7 +262,8 @@ def run_pipeline(csv_path, tag, turns=True):
     fin = [l for l in err.splitlines() if 'msg="run finished"' in l][-1]
     times = [l for l in err.splitlines() if 'msg="stage times"' in l][-1]
     n, el = values(fin, "photos_in")[0], values(fin, "elapsed_s")[0]
-    return n / el, values(fin, "peak_rss_mb")[0], values(times, "cpu_s")[0] / (el * NCPU)
+    cpu = values(times, "cpu_s")[0]
+    return n / el, values(fin, "peak_rss_mb")[0], cpu / (el * NCPU), 1000 * cpu / n
 
 
 def bench_e2e(resize_rates, store_rates):
@@ -259,8 +271,9 @@ def bench_e2e(resize_rates, store_rates):
     xk_copies = 2 if QUICK else 5
     xk, nk = ads_csv(xk_copies)
     log("embed stage alone, as configured (mobilenetv2_100 224px batch 16)")
-    embed_rate, _ = model_bench("mobilenetv2_100", 224, 16, NCPU, True, ROUNDS + 1)
-    resize_rate = resize_rates[("132 sample photos (<=500 px)", 224, min(NCPU, 2))]
+    embed_rate, _, embed_cpu = model_bench("mobilenetv2_100", 224, 16, NCPU, True,
+                                           ROUNDS + 1, 0)
+    resize_rate, resize_cpu = resize_rates[("132 sample photos (<=500 px)", 224, min(NCPU, 2))]
     store_rate = 1 / (1 / store_rates[0] + 1 / store_rates[1])
     stages = {"resize": resize_rate, "embed": embed_rate, "store": store_rate}
     slowest = min(stages, key=stages.get)
@@ -270,16 +283,24 @@ def bench_e2e(resize_rates, store_rates):
 
     res = {}
     for copies, path, n, reps in ((1, x1, n1, ROUNDS), (xk_copies, xk, nk, 1 if QUICK else 2)):
-        for turns in ((True,) if (QUICK or copies > 1) else (True, False)):
-            runs = []
-            for _ in range(reps):
+        variants = (True,) if (QUICK or copies > 1) else (True, False)
+        runs = {v: [] for v in variants}
+        for _ in range(reps):
+            for turns in variants:  # interleaved: both see the same load
                 log("pipeline-run over %d photos, cpu_turns %d" % (n, turns))
-                runs.append(run_pipeline(path, "x%d" % copies, turns))
-            res[(copies, turns)] = (med([r[0] for r in runs]), max(r[1] for r in runs),
-                                    med([r[2] for r in runs]))
-    for (copies, turns), (rate, rss, busy) in res.items():
+                runs[turns].append(run_pipeline(path, "x%d" % copies, turns))
+        for turns in variants:
+            rs = runs[turns]
+            res[(copies, turns)] = (med([r[0] for r in rs]), max(r[1] for r in rs),
+                                    med([r[2] for r in rs]), med([r[3] for r in rs]))
+    # CPU time per photo does not depend on how much of the machine others take: the
+    # run's own against the stages' own, summed (they share the cores).
+    stage_cpu = resize_cpu + embed_cpu
+    for (copies, turns), (rate, rss, busy, cpu_ms) in res.items():
         case = "pipeline-run, %d photos (%dx sample)%s" % (
             copies * n1, copies, "" if turns else ", cpu_turns off")
+        add("end to end", case + ": CPU ms per photo", cpu_ms,
+            "resize + embed alone", stage_cpu, unit="ms", ratio=stage_cpu / cpu_ms)
         add("end to end", case, rate, "slowest stage alone (%s)" % slowest, stages[slowest],
             ratio=rate / stages[slowest], goal=">=90%" if turns else "",
             met=verdict(rate / stages[slowest], 0.9) if turns else "")
@@ -290,27 +311,35 @@ def bench_e2e(resize_rates, store_rates):
     store_share = res[(1, True)][0] / store_rate
     add("store", "share of the run spent writing (e2e rate / store rate)", 100 * store_share,
         unit="%", goal="<=5%", met="yes" if store_share <= 0.05 else "no")
-    return res[(1, True)][0], x1, n1
+    return x1, n1
 
 
-def bench_python_pipeline(ours, x1, n1):
-    for label, env in (("as written", {}), ("OMP_WAIT_POLICY=PASSIVE", TORCH_ENV)):
-        rates = []
-        for _ in range(1 if QUICK else 2):
-            db = "bench_py_%d" % (int(time.time() * 1000) % 10 ** 9)
-            sh(["createdb", db])
-            try:
-                log("python pipeline over %d photos (%s)" % (n1, label))
-                out, _ = sh([PY, os.path.join(ROOT, "bench/peer_pipeline.py"), x1,
-                             os.path.join(ADS, "images"), MNV2_W, str(NCPU)],
-                            dict(env, PGDATABASE=db))
-            finally:
-                sh(["dropdb", "--if-exists", db])
-            rates.append(values(out, "photos_per_s")[0])
-        peer = med(rates)
-        add("python pipeline", "%d photos, Pillow + torch + psycopg2 (%s)" % (n1, label), ours,
-            "Python script", peer, ratio=ours / peer, goal=">=2x",
-            met=verdict(ours / peer, 2))
+def python_pipeline(x1, env):
+    db = "bench_py_%d" % (int(time.time() * 1000) % 10 ** 9)
+    sh(["createdb", db])
+    try:
+        out, _ = sh([PY, os.path.join(ROOT, "bench/peer_pipeline.py"), x1,
+                     os.path.join(ADS, "images"), MNV2_W, str(NCPU)], dict(env, PGDATABASE=db))
+    finally:
+        sh(["dropdb", "--if-exists", db])
+    return values(out, "photos_per_s")[0]
+
+
+def bench_python_pipeline(x1, n1):
+    """pipeline-run and the script take turns over the same photos, so that both see the
+    same load; the script as written, and with OpenMP told to wait passively."""
+    variants = (("as written", {}), ("OMP_WAIT_POLICY=PASSIVE", TORCH_ENV))
+    ours, peers = [], {label: [] for label, _ in variants}
+    for _ in range(1 if QUICK else 2):
+        log("pipeline-run over %d photos, against the python script" % n1)
+        ours.append(run_pipeline(x1, "py")[0])
+        for label, env in variants:
+            log("python pipeline over %d photos (%s)" % (n1, label))
+            peers[label].append(python_pipeline(x1, env))
+    for label, _ in variants:
+        o, peer = med(ours), med(peers[label])
+        add("python pipeline", "%d photos, Pillow + torch + psycopg2 (%s)" % (n1, label), o,
+            "Python script", peer, ratio=o / peer, goal=">=2x", met=verdict(o / peer, 2))
 
 
 # ---- extra lines, output ----
@@ -382,8 +411,8 @@ def main():
     resize_rates = bench_resize(sop, big)
     bench_embed()
     store_rates = bench_store()
-    ours, x1, n1 = bench_e2e(resize_rates, store_rates)
-    bench_python_pipeline(ours, x1, n1)
+    x1, n1 = bench_e2e(resize_rates, store_rates)
+    bench_python_pipeline(x1, n1)
     extra_lines()
     write_outputs(header + "; took %.0f s" % (time.time() - t0))
 

@@ -35,6 +35,8 @@ struct model_opts {
 	int keep_bn;		/* 1: run each BatchNorm as its own op instead of folding it
 				 * into the conv before it (slower; for comparisons) */
 	enum model_precision precision;
+	int max_forward;	/* most images per CPU forward pass; 0: chosen from the
+				 * image size (see model.cpp) */
 };
 
 /* Where model_embed()'s time went, summed since model_open(). */
