@@ -3,6 +3,8 @@
 #   make check      run the whole test suite (unit, model, integration, e2e)
 #   make demo       run the nightly job over the sample ads and print the groups
 #   make bench      print the benchmark table (never part of check)
+#   make install    binary, sql/, configs, systemd units (PREFIX, DESTDIR, ...)
+#   make uninstall  remove what install put there, except configs and state
 #   V=1             show the commands
 #   TORCH_DIR=/opt/libtorch  build against the official libtorch distribution (cxx11 ABI)
 #                   instead of Debian's; with its CUDA libraries the model can run on a GPU
@@ -14,7 +16,7 @@ BUILD ?= build
 CC ?= cc
 CXX ?= g++
 
-PKGS := vips libpq yaml-0.1 rdkafka libcjson
+PKGS := vips libpq yaml-0.1 rdkafka libcjson libsystemd
 ifdef TORCH_DIR
 CUDA_HOME ?= /usr/local/cuda
 TORCH_INC := $(TORCH_DIR)/include -isystem $(TORCH_DIR)/include/torch/csrc/api/include
@@ -62,7 +64,23 @@ ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit demo bench clean format format-check deps
+# install layout; configs under CONFDIR are never overwritten
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/pipeline-run
+SYSCONFDIR ?= /etc
+CONFDIR ?= $(SYSCONFDIR)/pipeline-run
+STATEDIR ?= /var/lib/pipeline-run
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+UNITS_IN := $(notdir $(wildcard systemd/*.service.in))
+TIMERS := $(notdir $(wildcard systemd/*.timer))
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
+	-e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|/usr/local/share/pipeline-run|$(DATADIR)|g' \
+	-e 's|/var/lib/pipeline-run|$(STATEDIR)|g'
+
+.PHONY: all check unit demo bench clean format format-check deps install uninstall
 # keep test objects: they are intermediate files of the test binaries' rules
 .SECONDARY:
 all: bin/pipeline-run
@@ -120,6 +138,33 @@ format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/configs/models \
+		$(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR)
+	install -d -m 0750 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(STATEDIR)/models
+	install -m 0755 bin/pipeline-run $(DESTDIR)$(BINDIR)/pipeline-run
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 configs/models/*.yaml $(DESTDIR)$(DATADIR)/configs/models/
+	$(SUBST) configs/pipeline.yaml >$(DESTDIR)$(DATADIR)/configs/pipeline.yaml
+	for u in $(UNITS_IN); do \
+		$(SUBST) systemd/$$u >$(DESTDIR)$(UNITDIR)/$${u%.in} || exit 1; done
+	for t in $(TIMERS); do install -m 0644 systemd/$$t $(DESTDIR)$(UNITDIR)/$$t || exit 1; done
+	$(SUBST) systemd/pipeline-run.sysusers >$(DESTDIR)$(SYSUSERSDIR)/pipeline-run.conf
+	$(SUBST) systemd/pipeline-run.tmpfiles >$(DESTDIR)$(TMPFILESDIR)/pipeline-run.conf
+	test -e $(DESTDIR)$(CONFDIR)/pipeline.yaml || \
+		install -m 0644 $(DESTDIR)$(DATADIR)/configs/pipeline.yaml $(DESTDIR)$(CONFDIR)/
+	test -e $(DESTDIR)$(CONFDIR)/model.yaml || install -m 0644 \
+		configs/models/mobilenetv2_100-coral.yaml $(DESTDIR)$(CONFDIR)/model.yaml
+	test -e $(DESTDIR)$(CONFDIR)/pgpass || install -m 0600 /dev/null $(DESTDIR)$(CONFDIR)/pgpass
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pipeline-run
+	rm -rf $(DESTDIR)$(DATADIR)
+	for u in $(UNITS_IN); do rm -f $(DESTDIR)$(UNITDIR)/$${u%.in}; done
+	for t in $(TIMERS); do rm -f $(DESTDIR)$(UNITDIR)/$$t; done
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/pipeline-run.conf $(DESTDIR)$(TMPFILESDIR)/pipeline-run.conf
 
 clean:
 	rm -rf build build-san bin

@@ -60,6 +60,7 @@ static const char *const losses[] = {"ArcFace", NULL};
 static const char *const metrics[] = {"mAP", NULL};
 static const char *const channels[] = {"3", NULL};
 static const char *const precisions[] = {"fp32", "fp16", NULL};
+static const char *const log_prefixes[] = {"auto", "always", "never", NULL};
 
 static const struct key_def pipeline_keys[] = {
 	{"database.conninfo", T_SECRET, F(config, db_conninfo), "", 0, 0, NULL,
@@ -84,8 +85,24 @@ static const struct key_def pipeline_keys[] = {
 	 "decode/resize threads; 0 = one per CPU core", 0},
 	{"pipeline.torch_threads", T_INT, F(config, torch_threads), "0", 0, 256, NULL,
 	 "libtorch intra-op threads; 0 = one per CPU core", 0},
-	{"pipeline.cpu_turns", T_BOOL, F(config, cpu_turns), "true", 0, 0, NULL,
+	{"pipeline.cpu_turns", T_BOOL, F(config, cpu_turns), "false", 0, 0, NULL,
 	 "on a CPU device, resize threads pause while a forward pass runs", 0},
+	{"run.lock_wait_s", T_INT, F(config, lock_wait_s), "0", 0, 86400, NULL,
+	 "seconds to wait while another run of the same date (or nightly, retrain) holds the "
+	 "lock; then exit 5", 0},
+	{"metrics.textfile_dir", T_PATH, F(config, metrics_dir), "", 0, 0, NULL,
+	 "node-exporter textfile folder for pipeline-run-KIND.prom; empty: no metrics file", 0},
+	{"metrics.interval_s", T_INT, F(config, metrics_interval_s), "15", 1, 3600, NULL,
+	 "seconds between metrics file updates during a run", 0},
+	{"progress.log_interval_s", T_INT, F(config, progress_interval_s), "60", 0, 86400, NULL,
+	 "seconds between progress lines when stderr is not a terminal; 0: none", 0},
+	{"log.priority_prefix", T_ENUM, F(config, log_prefix), "auto", 0, 0, log_prefixes,
+	 "<N> syslog priority on each line: auto (when stderr is the journal), always, never",
+	 0},
+	{"report.thumb_px", T_INT, F(config, report_thumb_px), "160", 32, 1024, NULL,
+	 "longest side of the report's thumbnails, pixels", 0},
+	{"report.max_photos", T_INT, F(config, report_max_photos), "20000", 1, 1000000, NULL,
+	 "most photos one report shows (it embeds every thumbnail)", 0},
 	{"model.config", T_PATH, F(config, model_config), NULL, 0, 0, NULL,
 	 "model configuration in the Hydrogen Torch format", 1},
 	{"model.weights", T_PATH, F(config, model_weights), NULL, 0, 0, NULL,

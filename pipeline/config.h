@@ -81,6 +81,14 @@ struct config {
 	int torch_threads;
 	int cpu_turns;			/* resize pauses during CPU forwards */
 
+	int lock_wait_s;		/* wait for another run of the same scope */
+	char metrics_dir[CONFIG_PATH_MAX]; /* textfile collector folder; "" = off */
+	int metrics_interval_s;
+	int progress_interval_s;	/* progress lines when not on a terminal; 0 = off */
+	int log_prefix;			/* enum log_prefix */
+	int report_thumb_px;
+	int report_max_photos;
+
 	char model_config[CONFIG_PATH_MAX];
 	char model_weights[CONFIG_PATH_MAX];
 	char device[32];

@@ -6,11 +6,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static enum log_level log_threshold = LOGL_INFO;
 static unsigned log_debug_mask;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_prefix = -1;	/* -1: not decided yet */
+static int status_shown;	/* a status line is on the terminal; guarded by log_lock */
+
+/* stderr is the journal when JOURNAL_STREAM ("DEV:INODE") names it; a child
+ * whose stderr was redirected inherits the variable but not the stream. */
+static int stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st))
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_set_prefix(enum log_prefix mode)
+{
+	log_prefix = mode == LOG_PREFIX_ALWAYS ? 1 : mode == LOG_PREFIX_NEVER ? 0
+									    : stderr_is_journal();
+}
+
+int log_prefixed(void)
+{
+	if (log_prefix < 0)
+		log_set_prefix(LOG_PREFIX_AUTO);
+	return log_prefix;
+}
+
+void log_status_line(const char *text)
+{
+	pthread_mutex_lock(&log_lock);
+	if (text) {
+		fprintf(stderr, "\r\033[K%s", text);
+		status_shown = 1;
+	} else if (status_shown) {
+		fputs("\r\033[K", stderr);
+		status_shown = 0;
+	}
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
 
 void log_set_level(enum log_level level)
 {
@@ -90,16 +133,13 @@ static size_t put_quoted(char *buf, size_t cap, size_t at, const char *msg)
 
 void log_emit(enum log_level level, const char *stage, const char *msg, const char *kv_fmt, ...)
 {
-	static int journal = -1;
 	char line[4096];
 	size_t at = 0;
 	int n;
 
 	if (level > log_threshold)
 		return;
-	if (journal < 0)
-		journal = getenv("JOURNAL_STREAM") != NULL;
-	if (journal) {
+	if (log_prefixed()) {
 		n = snprintf(line, sizeof(line), "<%d>", (int)level);
 		at = n > 0 ? (size_t)n : 0;
 	}
@@ -119,6 +159,10 @@ void log_emit(enum log_level level, const char *stage, const char *msg, const ch
 	}
 	line[at++] = '\n';
 	pthread_mutex_lock(&log_lock);
+	if (status_shown) {
+		fputs("\r\033[K", stderr);
+		status_shown = 0;
+	}
 	fwrite(line, 1, at, stderr);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);

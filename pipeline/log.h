@@ -1,8 +1,9 @@
 /* log.h - one logger: one event per line, key=value, to stderr.
  *
- * A line reads `level=info stage=embed msg="loaded weights" keys=314`. Under
- * systemd (JOURNAL_STREAM set) each line starts with a `<N>` syslog priority
- * so that journald records the level. Safe to call from any thread. */
+ * A line reads `level=info stage=embed msg="loaded weights" keys=314`. When
+ * stderr is systemd's journal stream (JOURNAL_STREAM names its device and
+ * inode) each line starts with a `<N>` syslog priority so that journald
+ * records the level. Safe to call from any thread. */
 #ifndef PIPELINE_LOG_H
 #define PIPELINE_LOG_H
 
@@ -35,6 +36,18 @@ void log_set_level(enum log_level level);
 int log_set_debug(const char *list);
 
 int log_debug_on(enum log_cat cat);
+
+/* `<N>` priority prefixes: LOG_PREFIX_AUTO (when stderr is the journal),
+ * _ALWAYS or _NEVER. */
+enum log_prefix { LOG_PREFIX_AUTO = 0, LOG_PREFIX_ALWAYS, LOG_PREFIX_NEVER };
+void log_set_prefix(enum log_prefix mode);
+
+/* Whether lines carry `<N>` prefixes now. */
+int log_prefixed(void);
+
+/* Show TEXT as a status line on a terminal (no newline; redrawn in place and
+ * cleared before the next log line); NULL clears it. For stderr on a tty. */
+void log_status_line(const char *text);
 
 /* Emit one line. STAGE is a short tag ("run", "embed"); MSG a human message
  * (quoted in the output); KV_FMT, which may be NULL, printf-formats the

@@ -11,9 +11,11 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "report.h"
 #include "resize.h"
 #include "run.h"
 #include "source.h"
+#include "status.h"
 
 #ifndef PIPELINE_VERSION
 #define PIPELINE_VERSION "0.1.0"
@@ -33,6 +35,8 @@ enum opt_id {
 	OPT_TRUTH,
 	OPT_LABELS,
 	OPT_THRESHOLD,
+	OPT_OUT,
+	OPT_LIMIT,
 };
 
 struct opt_def {
@@ -58,6 +62,8 @@ static const struct opt_def opts[] = {
 	 "evaluate: true items, columns image_id,ad_id,item"},
 	{"labels", required_argument, OPT_LABELS, "CSV",
 	 "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
+	{"out", required_argument, OPT_OUT, "DIR", "report: folder for index.html"},
+	{"limit", required_argument, OPT_LIMIT, "N", "status: how many runs to list (default 10)"},
 	{"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
 	{"debug", required_argument, OPT_DEBUG, "LIST",
 	 "debug lines for categories: kafka,pg,vips,torch,all"},
@@ -81,6 +87,8 @@ static void usage(FILE *out)
 		"  run        the nightly job, or a backfill with --date (default)\n"
 		"  migrate    apply pending database migrations\n"
 		"  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
+		"  status     last runs, the active model, pending failures, runs going now\n"
+		"  report     an HTML page of the groups of the ads of --date, into --out DIR\n"
 		"\n"
 		"options:\n");
 	for (i = 0; i < NOPTS; i++) {
@@ -100,7 +108,9 @@ static void usage(FILE *out)
 		"  0  ok\n"
 		"  1  failed: the run could not finish (nothing half-done is committed)\n"
 		"  2  usage or configuration error\n"
-		"  3  finished, but some photos failed (recorded with their reasons)\n");
+		"  3  finished, but some photos failed (recorded with their reasons)\n"
+		"  4  stopped by SIGTERM/SIGINT: the photos in flight were written, the rest not\n"
+		"  5  busy: another run of the same date (or nightly) holds the lock; nothing done\n");
 }
 
 static void on_signal(int sig)
@@ -146,7 +156,8 @@ int main(int argc, char **argv)
 	char short_opts[64] = "";
 	const char *config_path = getenv("PIPELINE_CONFIG");
 	const char *command = "run";
-	const char *truth = NULL, *labels = NULL, *threshold = NULL;
+	const char *truth = NULL, *labels = NULL, *threshold = NULL, *out_dir = NULL;
+	long limit = 10;
 	struct run_opts ro = {NULL, 0, PIPELINE_VERSION};
 	struct config *cfg = NULL;
 	struct sigaction sa;
@@ -201,6 +212,20 @@ int main(int argc, char **argv)
 		case OPT_LABELS:
 			labels = optarg;
 			break;
+		case OPT_OUT:
+			out_dir = optarg;
+			break;
+		case OPT_LIMIT: {
+			char *end;
+
+			limit = strtol(optarg, &end, 10);
+			if (end == optarg || *end || limit < 1 || limit > 10000) {
+				fprintf(stderr, "pipeline-run: --limit: '%s' is not a count in "
+					"[1, 10000]\n", optarg);
+				return RUN_USAGE;
+			}
+			break;
+		}
 		case OPT_VERBOSE:
 			log_set_debug("all");
 			break;
@@ -226,12 +251,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pipeline-run: unexpected argument '%s'\n", argv[optind]);
 		return RUN_USAGE;
 	}
-	if (strcmp(command, "run") && strcmp(command, "migrate") && strcmp(command, "evaluate")) {
+	if (strcmp(command, "run") && strcmp(command, "migrate") && strcmp(command, "evaluate") &&
+	    strcmp(command, "status") && strcmp(command, "report")) {
 		fprintf(stderr, "pipeline-run: unknown command '%s' (see --help)\n", command);
 		return RUN_USAGE;
 	}
 	if (!strcmp(command, "evaluate") && !truth && !labels) {
 		fprintf(stderr, "pipeline-run: evaluate needs --truth and/or --labels\n");
+		return RUN_USAGE;
+	}
+	if (!strcmp(command, "report") && (!ro.date || !out_dir)) {
+		fprintf(stderr, "pipeline-run: report needs --date and --out\n");
 		return RUN_USAGE;
 	}
 	if (ro.date) {
@@ -243,6 +273,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	log_set_prefix(LOG_PREFIX_AUTO);
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg)
 		return RUN_FAILED;
@@ -250,6 +281,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pipeline-run: config: %s\n", err.msg);
 		goto out;
 	}
+	log_set_prefix((enum log_prefix)cfg->log_prefix);
 	if (threshold) {
 		char *end;
 		double t = strtod(threshold, &end);
@@ -276,6 +308,16 @@ int main(int argc, char **argv)
 		code = run_migrate(cfg);
 	} else if (!strcmp(command, "evaluate")) {
 		code = run_evaluate(cfg, truth, labels);
+	} else if (!strcmp(command, "status")) {
+		code = status_print(cfg, (int)limit, stdout);
+	} else if (!strcmp(command, "report")) {
+		if (resize_init(argv[0], 1, &err)) {
+			fprintf(stderr, "pipeline-run: %s\n", err.msg);
+			code = RUN_FAILED;
+			goto out;
+		}
+		code = report_write(cfg, ro.date, out_dir);
+		resize_shutdown();
 	} else {
 		if (resize_init(argv[0], 1, &err)) {
 			fprintf(stderr, "pipeline-run: %s\n", err.msg);

@@ -18,8 +18,11 @@
 #include "fetch.h"
 #include "group.h"
 #include "item.h"
+#include "lock.h"
 #include "log.h"
 #include "model.h"
+#include "notify.h"
+#include "observe.h"
 #include "queue.h"
 #include "resize.h"
 #include "source.h"
@@ -51,6 +54,8 @@ struct run {
 	struct resize_opts ropts;
 	struct model *model;
 	struct store *store;
+	struct run_lock *lock;
+	struct observe obs;
 	struct queue *q_embed;	/* struct item * */
 	struct queue *q_store;	/* struct batch * */
 	int64_t run_id, model_id;
@@ -131,7 +136,9 @@ static void batch_free(struct batch *b)
  * cores. With both running at once, libtorch's threads wait at their barriers for a thread
  * the kernel has given to a resize. Taking turns gives each stage every core while it runs:
  * a forward pass starts at once (photos already being resized finish), and resizing resumes
- * when it ends. With a GPU the forward does not need the cores, so there are no turns. */
+ * when it ends. With a GPU the forward does not need the cores, so there are no turns.
+ * Measured with passive OpenMP waits on 2 shared cores, turns used the same CPU per photo
+ * and were slower in wall time, so they are off unless pipeline.cpu_turns asks. */
 
 static void cpu_turn_wait(struct run *r)
 {
@@ -218,10 +225,11 @@ static void *resize_worker(void *arg)
 			break;
 		}
 		if (it->ok) {
-			double t0 = now_s();
+			double t = observe_now(), t0 = now_s();
 
 			process_item(r, it);
 			add_time(r, &r->resize_s, now_s() - t0);
+			observe_stage(&r->obs, METRICS_RESIZE, t);
 		}
 		if (queue_push(r->q_embed, it)) {
 			item_release(it);
@@ -239,6 +247,7 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 {
 	size_t floats = 3 * (size_t)r->ropts.width * (size_t)r->ropts.height;
 	struct err e = {0};
+	double t;
 	size_t i;
 	int n = 0;
 
@@ -249,12 +258,14 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 	if (n == 0)
 		return 0;
 	cpu_turn_set(r, 1);
+	t = observe_now();
 	if (model_embed(r->model, input, n, r->ropts.height, r->ropts.width, output, &e)) {
 		cpu_turn_set(r, 0);
 		run_fail(r, &e);
 		return -1;
 	}
 	cpu_turn_set(r, 0);
+	observe_stage(&r->obs, METRICS_EMBED, t);
 	n = 0;
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
@@ -409,6 +420,7 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 		const struct item *it = b->items[i];
 
 		r->photos_in++;
+		observe_item(&r->obs, it);
 		if (it->ok) {
 			r->embedded++;
 		} else {
@@ -650,10 +662,15 @@ static void store_loop(struct run *r)
 
 	while ((got = queue_pop(r->q_store, &p)) == 1) {
 		struct batch *b = p;
+		double t = observe_now();
 
 		if (store_batch(r, b, &e))
 			run_fail(r, &e);
+		observe_stage(&r->obs, METRICS_STORE, t);
 		batch_free(b);
+		observe_tick(&r->obs, stop_requested);
+		if (r->lock && lock_check(r->lock, &e) > 0)
+			run_fail(r, &e);
 	}
 }
 
@@ -690,6 +707,34 @@ static void log_stage_times(struct run *r, double elapsed)
 		 omp ? omp : "default");
 }
 
+/* While another process waits for the lock, keep systemd's start timeout
+ * from running out and give up on a stop request. */
+static int lock_wait_tick(void *arg, double waited_s)
+{
+	(void)arg;
+	(void)waited_s;
+	notify_extend_timeout(5000000);
+	return stop_requested;
+}
+
+/* One run per scope: returns RUN_OK with the lock held, RUN_BUSY or
+ * RUN_FAILED. */
+static int take_lock(struct run *r, const char *kind, struct err *err)
+{
+	char scope[LOCK_SCOPE_MAX];
+	long abandoned;
+	int rc;
+
+	lock_scope(kind, r->opts->date, scope);
+	rc = lock_take(r->cfg->db_conninfo, scope, r->cfg->lock_wait_s, lock_wait_tick, NULL,
+		       &r->lock, err);
+	if (rc)
+		return rc > 0 ? RUN_BUSY : RUN_FAILED;
+	if (lock_close_abandoned(r->store, kind, r->opts->date, &abandoned, err))
+		return RUN_FAILED;
+	return RUN_OK;
+}
+
 int run_nightly(const struct config *cfg, const struct run_opts *o)
 {
 	struct run r = {0};
@@ -699,8 +744,9 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	pthread_t embedder;
 	int nworkers = cfg->resize_threads ? cfg->resize_threads : ncpu();
 	int started = 0, embed_started = 0, i;
-	double t0 = now_s();
+	double t0 = now_s(), tg;
 	const char *status;
+	const char *kind = o->date ? "backfill" : "nightly";
 	int code = RUN_FAILED;
 	char host[256] = "";
 
@@ -712,6 +758,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	pthread_mutex_init(&r.turn_lock, NULL);
 	pthread_cond_init(&r.turn_done, NULL);
 	gethostname(host, sizeof(host) - 1);
+	observe_begin(&r.obs, cfg, kind, o->date, o->version);
 
 	if (o->date && source_window_date(o->date, &win, &err))
 		return RUN_USAGE;
@@ -732,11 +779,13 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.turns = cfg->cpu_turns && !strcmp(model_device(r.model), "cpu");
 	if (!o->dry_run && open_store(&r, &err))
 		goto out;
+	if (!o->dry_run && (code = take_lock(&r, kind, &err)) != RUN_OK)
+		goto out;
+	code = RUN_FAILED;
 	if (isnan(r.threshold))
 		r.threshold = cfg->default_threshold;
 	if (!o->dry_run) {
-		struct store_run sr = {o->date ? "backfill" : "nightly", o->date, host,
-				       o->version, r.model_id};
+		struct store_run sr = {kind, o->date, host, o->version, r.model_id};
 
 		if (store_run_begin(r.store, &sr, &r.run_id, &err))
 			goto out;
@@ -744,6 +793,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.src = source_open(cfg, &win, &err);
 	if (!r.src)
 		goto out;
+	observe_ready(&r.obs, r.store, r.run_id, r.model_id, observe_count_source(cfg, &win));
 	log_info("run", "run started", "run_id=%lld date=%s model_id=%lld threshold=%.3f "
 		 "linkage=%s resize_threads=%d batch=%d dry_run=%d", (long long)r.run_id,
 		 o->date ? o->date : "all", (long long)r.model_id, r.threshold,
@@ -768,14 +818,21 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		err = r.err;
 		goto out;
 	}
+	observe_phase(&r.obs, "grouping %zu ads", r.ads.len);
+	tg = now_s();
 	if (!o->dry_run && group_touched(&r, &err))
 		goto out;
-	code = r.photos_failed ? RUN_PARTIAL : RUN_OK;
+	observe_stage(&r.obs, METRICS_GROUP, tg);
+	code = stop_requested ? RUN_STOPPED : r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
-	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial" : "failed";
+	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial"
+		 : code == RUN_STOPPED ? "stopped" : code == RUN_BUSY ? "busy" : "failed";
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
 			  err.msg);
+	if (code == RUN_STOPPED)
+		err_set(&err, ERR_FATAL, "stopped by a signal after %ld photos; what was processed "
+			"is written", r.photos_in);
 	if (r.store && r.run_id) {
 		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
 					     r.ads_grouped, now_s() - t0};
@@ -785,6 +842,10 @@ out:
 			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
 	}
 	log_stage_times(&r, now_s() - t0);
+	/* a run turned away by the lock leaves the running one's metrics alone */
+	if (code != RUN_BUSY)
+		observe_end(&r.obs, r.store, r.run_id, status, code, r.ads_grouped, r.groups,
+			    code == RUN_OK || code == RUN_PARTIAL ? NULL : err.msg);
 	log_info("run", "run finished", "run_id=%lld status=%s photos_in=%ld embedded=%ld "
 		 "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
 		 (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
@@ -792,6 +853,7 @@ out:
 		 stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);
+	lock_release(r.lock);
 	store_close(r.store);
 	fetch_free(&r.fetch);
 	queue_free(r.q_embed);

@@ -5,7 +5,8 @@
  *          --queue--> store (upserts, one transaction per batch)
  *   then: group every ad the run touched and write its groups.
  *
- * Exit codes are the command's: RUN_OK, RUN_FAILED, RUN_USAGE, RUN_PARTIAL. */
+ * Exit codes are the command's: RUN_OK, RUN_FAILED, RUN_USAGE, RUN_PARTIAL,
+ * RUN_STOPPED, RUN_BUSY. */
 #ifndef PIPELINE_RUN_H
 #define PIPELINE_RUN_H
 
@@ -17,6 +18,8 @@ enum run_exit {
 	RUN_FAILED = 1,		/* the run could not finish; nothing half-done is committed */
 	RUN_USAGE = 2,		/* bad command line or configuration */
 	RUN_PARTIAL = 3,	/* finished, some photos failed (recorded with reasons) */
+	RUN_STOPPED = 4,	/* stopped by a signal: what was processed is written */
+	RUN_BUSY = 5,		/* another run of the same scope holds the lock; nothing done */
 };
 
 struct run_opts {

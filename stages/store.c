@@ -760,6 +760,77 @@ int store_run_finish(struct store *s, int64_t run_id, const char *status,
 	return rc;
 }
 
+/* ---- queries for operators (status, reports, locks) ---- */
+
+int store_query(struct store *s, const char *what, const char *sql, int nparams,
+		const char *const *params, size_t max_rows, struct store_rows *out,
+		struct err *err)
+{
+	PGresult *res = NULL;
+	size_t n, cells, bytes = 0, i, at = 0;
+	int ncols, rc = -1;
+	char *strings;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (store_ready(s, err) || store_exec(s, what, sql, nparams, params, 0, &res, err))
+		return -1;
+	n = (size_t)PQntuples(res);
+	ncols = PQnfields(res);
+	if (!out || ncols == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (n > max_rows) {
+		err_set(err, ERR_FATAL, "store: %s: %zu rows, more than the limit of %zu", what, n,
+			max_rows);
+		goto out;
+	}
+	cells = n * (size_t)ncols;
+	for (i = 0; i < cells; i++)
+		bytes += (size_t)PQgetlength(res, (int)(i / (size_t)ncols), (int)(i % (size_t)ncols)) + 1;
+	/* one block: the cell pointers, then the strings they point into */
+	out->cells = malloc(cells * sizeof(char *) + bytes + 1);
+	if (!out->cells) {
+		err_set(err, ERR_FATAL, "store: %s: out of memory for %zu rows", what, n);
+		goto out;
+	}
+	strings = (char *)(out->cells + cells);
+	for (i = 0; i < cells; i++) {
+		int row = (int)(i / (size_t)ncols), col = (int)(i % (size_t)ncols);
+		size_t len = (size_t)PQgetlength(res, row, col);
+
+		if (PQgetisnull(res, row, col)) {
+			out->cells[i] = NULL;
+			continue;
+		}
+		memcpy(strings + at, PQgetvalue(res, row, col), len + 1);
+		out->cells[i] = strings + at;
+		at += len + 1;
+	}
+	out->n = n;
+	out->ncols = ncols;
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+const char *store_rows_get(const struct store_rows *r, size_t row, int col)
+{
+	if (!r || row >= r->n || col < 0 || col >= r->ncols)
+		return NULL;
+	return r->cells[row * (size_t)r->ncols + (size_t)col];
+}
+
+void store_rows_free(struct store_rows *r)
+{
+	if (!r)
+		return;
+	free(r->cells);
+	memset(r, 0, sizeof(*r));
+}
+
 /* ---- binary COPY ---- */
 
 /* Rows for COPY ... FROM STDIN (FORMAT binary), sent to libpq in chunks.

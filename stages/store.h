@@ -76,6 +76,27 @@ struct store_run_counts {
 int store_run_finish(struct store *s, int64_t run_id, const char *status,
 		     const struct store_run_counts *c, struct err *err);
 
+/* A result read whole as text. CELLS[row * ncols + col] is NULL for SQL
+ * NULL. The set owns everything; free with store_rows_free(). */
+struct store_rows {
+	size_t n;
+	int ncols;
+	char **cells;
+};
+
+/* Run one statement of the caller's (status, reports, locks) with text
+ * parameters (NULL is SQL NULL) and read its rows into OUT (may be NULL when
+ * no rows are wanted). More than MAX_ROWS rows is ERR_FATAL naming WHAT, as
+ * is any SQL error; a lost connection is ERR_RETRY and is re-established by
+ * the next call (session state such as advisory locks is then gone). */
+int store_query(struct store *s, const char *what, const char *sql, int nparams,
+		const char *const *params, size_t max_rows, struct store_rows *out,
+		struct err *err);
+
+/* The text of a cell; NULL for SQL NULL or a row/column out of range. */
+const char *store_rows_get(const struct store_rows *r, size_t row, int col);
+void store_rows_free(struct store_rows *r);
+
 struct store_image {
 	const char *image_id;
 	const char *ad_id;
