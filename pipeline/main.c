@@ -126,10 +126,19 @@ static void on_signal(int sig)
  * process starts itself again with PASSIVE unless the environment chose a policy. */
 static void omp_wait_passive(char **argv)
 {
+	char self[4096];
+	ssize_t n;
+
 	if (getenv("OMP_WAIT_POLICY"))
 		return;
-	if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
-		execv("/proc/self/exe", argv);
+	/* exec the file by its own name, not /proc/self/exe: the process name (ps, journald's
+	 * _COMM) comes from the path exec is given */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0 || (size_t)n >= sizeof(self) - 1)
+		return;
+	self[n] = '\0';
+	if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0 && execv(self, argv) < 0)
+		unsetenv("OMP_WAIT_POLICY");
 	/* exec failed: carry on with libgomp's default (the exec costs ~0.5 s of loading) */
 }
 

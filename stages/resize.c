@@ -79,6 +79,9 @@ int resize_init(const char *argv0, int concurrency, struct err *err)
 		         "concurrency=%d", concurrency);
 	vips_concurrency_set(concurrency > 1 ? concurrency : 1);
 
+	/* LIMIT: one benchmark run in about twenty crashed with a read fault inside liborc
+	 * (libvips' run-time vector code) during a resize; not reproduced, cause unknown. */
+
 	/* Every photo is new, so the operation cache only costs memory. Worse, buffer loads are
 	 * keyed by the buffer's address, which malloc reuses for the next photo. */
 	vips_cache_set_max(0);
