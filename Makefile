@@ -41,11 +41,13 @@ CXXFLAGS += -std=c++17 -pthread -Wall -Wextra -Wno-unused-parameter -isystem $(T
 	$(CXXFLAGS_CUDA)
 LDLIBS += $(shell pkg-config --libs $(PKGS)) $(TORCH_LIBS) -lm -lpthread
 
+OUT_BIN := bin
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 BUILD := build-san
+OUT_BIN := build-san/bin
 endif
 
 ifeq ($(V),1)
@@ -63,6 +65,24 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+# Fuzz targets: every tests/fuzz/fuzz_NAME.c defines LLVMFuzzerTestOneInput. `make fuzz`
+# builds each with clang's libFuzzer (+ASan/UBSan) into build-fuzz/ and runs it for
+# FUZZ_SECONDS on tests/fuzz/corpus/fuzz_NAME/ (seeds) and tests/fuzz/regress/fuzz_NAME/
+# (inputs that once failed); new finds land in var/fuzz/fuzz_NAME/. The normal suite replays
+# both folders through the same file built with replay.c as main().
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-replay/%)
+FUZZ_BUILD := build-fuzz
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_CC ?= clang
+FUZZ_CXX ?= clang++
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -g -O1 -std=c11 -pthread $(WARN) -Wno-unknown-warning-option $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link $(shell pkg-config --cflags $(PKGS))
+FUZZ_LDLIBS := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+# extra read-only seeds for a target
+FUZZ_SEEDS_fuzz_config := $(SHARED)/configs
 
 # install layout; configs under CONFDIR are never overwritten
 PREFIX ?= /usr/local
@@ -80,15 +100,16 @@ SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
 	-e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|/usr/local/share/pipeline-run|$(DATADIR)|g' \
 	-e 's|/var/lib/pipeline-run|$(STATEDIR)|g'
 
-.PHONY: all check unit demo bench clean format format-check deps install uninstall
+.PHONY: all check check-san unit demo bench clean format format-check deps fuzz install \
+	uninstall
 # keep test objects: they are intermediate files of the test binaries' rules
 .SECONDARY:
-all: bin/pipeline-run
+all: $(OUT_BIN)/pipeline-run
 
 deps:
 	$(Q)scripts/install-deps
 
-bin/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
+$(OUT_BIN)/pipeline-run: $(BUILD)/pipeline/main.o $(BUILD)/libpipeline.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
@@ -122,10 +143,53 @@ $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libpipeline.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
-unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
+$(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libpipeline.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# libFuzzer builds: the C part of the pipeline only (no libtorch), all of it instrumented
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libpipeline-c.a: $(LIB_C:%.c=$(FUZZ_BUILD)/%.o)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libpipeline-c.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	$(Q)set -e; for bin in $(FUZZ_BIN); do \
+		name=$${bin##*/}; out=var/fuzz/$$name; mkdir -p $$out/corpus; \
+		echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+		$$bin -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix=$$out/ $$out/corpus tests/fuzz/corpus/$$name \
+			$$(test -d tests/fuzz/regress/$$name && echo tests/fuzz/regress/$$name) \
+			$(foreach t,$(FUZZ_SRC:tests/fuzz/%.c=%),\
+				$$(test $$name = $(t) && echo $(FUZZ_SEEDS_$(t)))) \
+			2>$$out/log || { tail -n 40 $$out/log; \
+			echo "fuzz: $$name failed; the input is in $$out/"; \
+			echo "fuzz: fix it, then copy it to tests/fuzz/regress/$$name/"; \
+			exit 1; }; \
+		grep -E '^Done|stat::number_of_executed_units' $$out/log | tail -n 1; \
+	done
+
+unit: $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
 
 check: deps all unit
-	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) tests/run-all
+	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) BIN=$(abspath $(OUT_BIN))/pipeline-run \
+		SANITIZE=$(SANITIZE) SKIP="$(SKIP)" tests/run-all
+
+# The suite under ASan+UBSan, for CI: everything but the long happy-path runs (end to end,
+# ten times the photos, the same date twice), which add minutes under the sanitizers and no
+# code path the other tests miss.
+SAN_SKIP ?= e2e/ integration/memory_bounded integration/rerun_identical
+check-san:
+	$(Q)$(MAKE) --no-print-directory check SANITIZE=1 SKIP="$(SAN_SKIP)"
 
 demo: deps all
 	$(Q)SHARED=$(SHARED) scripts/demo
@@ -133,7 +197,8 @@ demo: deps all
 bench: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) scripts/bench
 
-FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c tests/integration/*.c tests/tools/*.c)
+FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c \
+	tests/integration/*.c tests/tools/*.c tests/fuzz/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
@@ -167,6 +232,6 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/pipeline-run.conf $(DESTDIR)$(TMPFILESDIR)/pipeline-run.conf
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-fuzz bin
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -30,6 +31,8 @@ enum key_type {
 	T_CHOICE,	/* char[], one of choices */
 	T_FLOAT3,	/* float[3] */
 	T_RESIZE,	/* a Hydrogen Torch augmentation string that must be a plain resize */
+	T_LIST,        /* char[]: a scalar or a list of scalars, stored comma-joined;
+	                * each one of choices when choices is set */
 	T_IGNORED,	/* accepted, does not apply: warned about */
 };
 
@@ -53,7 +56,10 @@ static const char *const linkages[] = {"average", "single", "complete", NULL};
 static const char *const pools[] = {"Average", "GeM", NULL};
 static const char *const norms[] = {"Simple", "ImageNet", "Custom", NULL};
 static const char *const backbones[] = {"tf_efficientnet_b0_ns", "mobilenetv2_100", NULL};
-static const char *const schedules[] = {"Cosine", "Constant", NULL};
+static const char *const schedules[] = {"Cosine", "Linear", "Constant", NULL};
+static const char *const lr_layers[] = {"backbone", "head", NULL};
+static const char *const strategies[] = {"automatic", "kfold", NULL};
+static const char *const promote_modes[] = {"never", "if_better", NULL};
 static const char *const augs[] = {"Soft", "None", NULL};
 static const char *const optimizers[] = {"AdamW", NULL};
 static const char *const losses[] = {"ArcFace", NULL};
@@ -67,6 +73,8 @@ static const struct key_def pipeline_keys[] = {
 	 "libpq connection string or service=NAME (empty: libpq's PG* environment)", 0},
 	{"database.sql_dir", T_PATH, F(config, sql_dir), "../sql", 0, 0, NULL,
 	 "folder of numbered migrations applied at start", 0},
+	{"database.retries", T_INT, F(config, db_retries), "6", 1, 100, NULL,
+	 "attempts at a database write before the run gives up (0.5 s, doubling to 8 s apart)", 0},
 	{"source.kind", T_ENUM, F(config, source), "dir", 0, 0, source_kinds,
 	 "where photos come from: dir (a CSV of ads) or kafka", 0},
 	{"source.csv", T_PATH, F(config, source_csv), "", 0, 0, NULL,
@@ -113,6 +121,32 @@ static const struct key_def pipeline_keys[] = {
 	 "run convolutions in channels-last layout (faster on CPU)", 0},
 	{"model.precision", T_ENUM, F(config, precision), "fp32", 0, 0, precisions,
 	 "fp32, or fp16: mixed precision (autocast) on a CUDA device", 0},
+	{"retrain.labels_csv", T_PATH, F(config, retrain_labels_csv), "", 0, 0, NULL,
+	 "labelled photos for retraining: CSV with image and label columns", 0},
+	{"retrain.labels_query", T_STR, F(config, retrain_labels_query), "", 0, 0, NULL,
+	 "or: SQL on the database returning (image, label) rows", 0},
+	{"retrain.images_root", T_PATH, F(config, retrain_images_root), "", 0, 0, NULL,
+	 "folder the labelled images are relative to; no path may leave it", 0},
+	{"retrain.ads_csv", T_PATH, F(config, retrain_ads_csv), "", 0, 0, NULL,
+	 "ads (ad_id,image_id,image) whose validation photos tune the threshold; "
+	 "empty: synthetic ads of 1-3 validation labels",
+	 0},
+	{"retrain.model_config", T_PATH, F(config, retrain_model_config), "", 0, 0, NULL,
+	 "model configuration to train (empty: model.config)", 0},
+	{"retrain.init_weights", T_PATH, F(config, retrain_init_weights), "", 0, 0, NULL,
+	 "weights training starts from (empty: model.weights)", 0},
+	{"retrain.model_dir", T_PATH, F(config, retrain_model_dir), "", 0, 0, NULL,
+	 "folder trained models (.safetensors + .json) are written to", 0},
+	{"retrain.checkpoint_dir", T_PATH, F(config, retrain_checkpoint_dir), "", 0, 0, NULL,
+	 "per-epoch checkpoints for --resume (empty: model_dir/checkpoints)", 0},
+	{"retrain.cache_mb", T_INT, F(config, retrain_cache_mb), "4096", 0, 1048576, NULL,
+	 "decoded training photos kept in memory, MiB; the rest are decoded per use", 0},
+	{"retrain.max_photos", T_INT, F(config, retrain_max_photos), "1000000", 2, 100000000, NULL,
+	 "labelled photos read at most", 0},
+	{"retrain.promote", T_ENUM, F(config, retrain_promote), "if_better", 0, 0, promote_modes,
+	 "if_better: the gate promotes a better model; never: keep it candidate", 0},
+	{"retrain.imprint", T_BOOL, F(config, retrain_imprint), "true", 0, 0, NULL,
+	 "start each ArcFace class at the mean embedding of its photos (false: random)", 0},
 	{"grouping.threshold", T_DOUBLE_AUTO, F(config, threshold), "auto", -1, 1, NULL,
 	 "cosine similarity to join a group; auto = the active model's tuned value", 0},
 	{"grouping.default_threshold", T_DOUBLE, F(config, default_threshold), "0.45", -1, 1,
@@ -164,8 +198,9 @@ static const struct key_def model_keys[] = {
 	 NULL, "head learning rate", 0},
 	{"training.differential_learning_rate", T_DOUBLE,
 	 F(model_config, train.differential_learning_rate), "0.001", 0, 10, NULL,
-	 "backbone learning rate", 0},
-	{"training.differential_learning_rate_layers", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
+	 "learning rate of the layers in differential_learning_rate_layers", 0},
+	{"training.differential_learning_rate_layers", T_LIST, F(model_config, train.diff_lr_layers),
+	 "[]", 0, 0, lr_layers, "layers (backbone, head) that learn at differential_learning_rate", 0},
 	{"training.weight_decay", T_DOUBLE, F(model_config, train.weight_decay), "0", 0, 10, NULL,
 	 "", 0},
 	{"training.warmup_epochs", T_DOUBLE, F(model_config, train.warmup_epochs), "0", 0, 1000,
@@ -191,18 +226,24 @@ static const struct key_def model_keys[] = {
 	{"training.train_validation_data", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.validation_size", T_DOUBLE, F(model_config, train.validation_size), "0.2", 0.01,
 	 0.9, NULL, "share of labels held out for validation", 0},
+	{"dataset.validation_strategy", T_CHOICE, F(model_config, train.validation_strategy),
+	 "automatic", 0, 0, strategies,
+	 "automatic: validation_size of the labels; kfold: the listed folds", 0},
+	{"dataset.folds", T_LIST, F(model_config, train.folds), "[0]", 0, 0, NULL,
+	 "kfold: validation folds, numbered from 0", 0},
+	{"dataset.data_sample", T_DOUBLE, F(model_config, train.data_sample), "1", 0.001, 1, NULL,
+	 "share of the labels used (drawn with the seed)", 0},
+	{"dataset.image_column", T_STR, F(model_config, train.image_column), "image", 0, 0, NULL,
+	 "labels CSV: column of the image path", 0},
+	{"dataset.label_columns", T_LIST, F(model_config, train.label_column), "label", 0, 0, NULL,
+	 "labels CSV: column of the label (one)", 0},
 	{"dataset.data_folder", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.data_folder_test", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-	{"dataset.data_sample", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.data_sample_choice", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-	{"dataset.folds", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.group_fold_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-	{"dataset.image_column", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-	{"dataset.label_columns", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.test_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.train_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"dataset.validation_dataframe", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
-	{"dataset.validation_strategy", T_IGNORED, NONE, NULL, 0, 0, NULL, "", 0},
 	{"environment.seed", T_INT, F(model_config, train.seed), "-1", -1, INT_MAX, NULL,
 	 "-1 = random (recorded)", 0},
 	{"environment.mixed_precision_training", T_BOOL, F(model_config, train.mixed_precision),
@@ -345,6 +386,66 @@ static int check_plain_resize(const char *s)
 	return 0;
 }
 
+/* Append ITEM to the comma-joined list in FIELD, checking it against the
+ * choices of DEF. */
+static int list_add(const struct key_def *def, char *field, const char *where, const char *item,
+                    struct err *err)
+{
+	size_t len = strlen(field);
+	char list[256];
+
+	if (!*item || strchr(item, ','))
+		return err_set(err, ERR_FATAL, "%s: %s: '%s' is not a list item", where, def->key,
+		               item);
+	if (def->choices && choice_index(def->choices, item) < 0) {
+		choices_list(def->choices, list, sizeof(list));
+		return err_set(err, ERR_FATAL, "%s: %s: '%s' is not supported (one of: %s)", where,
+		               def->key, item, list);
+	}
+	if ((size_t)snprintf(field + len, def->size - len, "%s%s", len ? "," : "", item) >=
+	    def->size - len)
+		return err_set(err, ERR_FATAL, "%s: %s: list longer than %zu bytes", where,
+		               def->key, def->size - 1);
+	return 0;
+}
+
+/* A list: a YAML sequence of scalars, one scalar, or (for defaults) the
+ * text "[a, b]". */
+static int set_list(const struct key_def *def, char *field, const char *where, yaml_document_t *doc,
+                    yaml_node_t *node, const char *value, struct err *err)
+{
+	char buf[256], *tok, *save = NULL;
+
+	field[0] = '\0';
+	if (node && node->type == YAML_SEQUENCE_NODE) {
+		yaml_node_item_t *it;
+
+		for (it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+		     it++) {
+			yaml_node_t *x = yaml_document_get_node(doc, *it);
+
+			if (!x || x->type != YAML_SCALAR_NODE)
+				return err_set(err, ERR_FATAL, "%s: %s: expected a list of values",
+				               where, def->key);
+			if (list_add(def, field, where, (const char *)x->data.scalar.value, err))
+				return -1;
+		}
+		return 0;
+	}
+	if (node && node->type != YAML_SCALAR_NODE)
+		return err_set(err, ERR_FATAL, "%s: %s: expected a list of values", where,
+		               def->key);
+	if (value[0] != '[')
+		return list_add(def, field, where, value, err);
+	snprintf(buf, sizeof(buf), "%s", value + 1);
+	if (strchr(buf, ']'))
+		*strchr(buf, ']') = '\0';
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		if (list_add(def, field, where, tok, err))
+			return -1;
+	return 0;
+}
+
 /* Parse VALUE (text) for DEF into BASE. LINE is 0 for defaults. */
 static int set_value(const struct key_def *def, void *base, const char *file, int line,
 		     yaml_document_t *doc, yaml_node_t *node, const char *value,
@@ -360,7 +461,7 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 		snprintf(where, sizeof(where), "%s: default", file);
 
 	if (node && node->type != YAML_SCALAR_NODE && def->type != T_FLOAT3 &&
-	    def->type != T_IGNORED)
+	    def->type != T_IGNORED && def->type != T_LIST)
 		return err_set(err, ERR_FATAL, "%s: %s: expected a single value", where, def->key);
 
 	switch (def->type) {
@@ -476,6 +577,8 @@ static int set_value(const struct key_def *def, void *base, const char *file, in
 				       "%s: %s: only a plain Resize to the image size is supported",
 				       where, def->key);
 		break;
+	case T_LIST:
+		return set_list(def, field, where, doc, node, value, err);
 	case T_IGNORED:
 		break;
 	}
@@ -517,11 +620,16 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 	int have_doc = 0;
 	int ret = -1;
 	FILE *fp = NULL;
+	struct stat st;
 	size_t i, j;
 
 	fp = fopen(file, "rb");
 	if (!fp)
 		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
+	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		return err_set(err, ERR_FATAL, "%s: not a regular file", file);
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		fclose(fp);
 		return err_set(err, ERR_FATAL, "%s: yaml parser: out of memory", file);
@@ -595,6 +703,50 @@ out:
 	return ret;
 }
 
+/* The line KEY ("model.weights") sits on in the YAML file PATH, or 0 when it is not there
+ * or the file cannot be read. Parses the file again: only for error messages. */
+static int key_line(const char *path, const char *key)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	struct flat_list flat = {0};
+	struct err ignored;
+	FILE *fp = fopen(path, "rb");
+	int line = 0;
+	size_t i;
+
+	if (!fp)
+		return 0;
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(fp);
+		return 0;
+	}
+	yaml_parser_set_input_file(&parser, fp);
+	if (yaml_parser_load(&parser, &doc)) {
+		root = yaml_document_get_root_node(&doc);
+		if (root && root->type == YAML_MAPPING_NODE &&
+		    !flatten(&doc, root, "", &flat, path, &ignored))
+			for (i = 0; i < flat.n && !line; i++)
+				if (!strcmp(flat.v[i].key, key))
+					line = flat.v[i].line;
+		yaml_document_delete(&doc);
+	}
+	free(flat.v);
+	yaml_parser_delete(&parser);
+	fclose(fp);
+	return line;
+}
+
+int config_blame(const struct config *cfg, const char *key, struct err *err)
+{
+	int line = key_line(cfg->path, key);
+
+	if (line > 0)
+		return err_prefix(err, "%s:%d: %s", cfg->path, line, key);
+	return err_prefix(err, "%s: %s", cfg->path, key);
+}
+
 int config_load_model(struct model_config *mc, const char *path, struct err *err)
 {
 	memset(mc, 0, sizeof(*mc));
@@ -606,6 +758,43 @@ int config_load_model(struct model_config *mc, const char *path, struct err *err
 		return -1;
 	if (mc->norm == RESIZE_NORM_CUSTOM && mc->std[0] * mc->std[1] * mc->std[2] == 0)
 		return err_set(err, ERR_FATAL, "%s: image.image_std: must be non-zero", path);
+	if (!mc->train.label_column[0] || strchr(mc->train.label_column, ','))
+		return err_set(err, ERR_FATAL, "%s: dataset.label_columns: give exactly one column",
+		               path);
+	if (config_folds(&mc->train, NULL, NULL) < 0)
+		return err_set(err, ERR_FATAL,
+		               "%s: dataset.folds: '%s' are not fold numbers "
+		               "below %d (1 / validation_size)",
+		               path, mc->train.folds, config_fold_count(&mc->train));
+	return 0;
+}
+
+int config_fold_count(const struct train_config *t)
+{
+	int k = (int)lround(1.0 / t->validation_size);
+
+	return k < 2 ? 2 : k;
+}
+
+int config_folds(const struct train_config *t, int *folds, int *n)
+{
+	char buf[sizeof(t->folds)], *tok, *save = NULL, *end;
+	int count = 0, k = config_fold_count(t);
+
+	snprintf(buf, sizeof(buf), "%s", t->folds);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		long f = strtol(tok, &end, 10);
+
+		if (end == tok || *end || f < 0 || f >= k)
+			return -1;
+		if (folds)
+			folds[count] = (int)f;
+		count++;
+	}
+	if (count == 0 || count >= k)
+		return -1;
+	if (n)
+		*n = count;
 	return 0;
 }
 
@@ -638,11 +827,12 @@ int config_load(struct config *cfg, const char *path, struct err *err)
 		return err_set(err, ERR_FATAL, "%s: pipeline.queue_depth (%d) must be at least "
 			       "pipeline.batch_size (%d)", path, cfg->queue_depth,
 			       cfg->batch_size);
-	if (access(cfg->model_weights, R_OK))
-		return err_set(err, ERR_FATAL, "%s: model.weights: cannot read %s: %s", path,
-			       cfg->model_weights, strerror(errno));
+	if (access(cfg->model_weights, R_OK)) {
+		err_set(err, ERR_FATAL, "cannot read %s: %s", cfg->model_weights, strerror(errno));
+		return config_blame(cfg, "model.weights", err);
+	}
 	if (config_load_model(&cfg->model, cfg->model_config, err))
-		return err_prefix(err, "%s: model.config", path);
+		return config_blame(cfg, "model.config", err);
 	return 0;
 }
 
@@ -744,6 +934,19 @@ static void print_value(const struct key_def *def, const void *base, FILE *out)
 		const float *v = (const float *)field;
 
 		fprintf(out, "[%g, %g, %g]", v[0], v[1], v[2]);
+		break;
+	}
+	case T_LIST: {
+		const char *p;
+
+		fputc('[', out);
+		for (p = field; *p; p++) {
+			if (*p == ',')
+				fputs(", ", out);
+			else
+				fputc(*p, out);
+		}
+		fputc(']', out);
 		break;
 	}
 	default:

@@ -40,9 +40,17 @@ struct train_config {
 	double arcface_scale;
 	int drop_last_batch;
 	int evaluation_epochs;
-	char schedule[16];		/* "Cosine", "Constant" */
-	char augmentations[16];		/* "Soft", "None" */
+	char schedule[16];            /* "Cosine", "Linear", "Constant" */
+	char augmentations[16];       /* "Soft", "None" */
+	char diff_lr_layers[64];      /* comma list of "backbone", "head": layers that
+	                               * learn at differential_learning_rate */
+	char validation_strategy[16]; /* "automatic": validation_size of the labels;
+	                               * "kfold": the folds listed, of round(1/validation_size) */
+	char folds[64];               /* comma list of fold numbers (kfold) */
 	double validation_size;
+	double data_sample;    /* share of the labels used, (0, 1] */
+	char image_column[64]; /* columns of the labels CSV */
+	char label_column[64];
 	int seed;			/* -1: random */
 	int mixed_precision;
 };
@@ -67,6 +75,7 @@ struct config {
 
 	char db_conninfo[1024];
 	char sql_dir[CONFIG_PATH_MAX];
+	int db_retries;
 
 	enum source_kind source;
 	char source_csv[CONFIG_PATH_MAX];
@@ -95,6 +104,20 @@ struct config {
 	int channels_last;
 	int precision;			/* 0 fp32, 1 fp16 (enum model_precision) */
 
+	/* retraining (pipeline-run --stage retrain) */
+	char retrain_labels_csv[CONFIG_PATH_MAX]; /* image,label CSV; or: */
+	char retrain_labels_query[2048];          /* SQL returning image, label */
+	char retrain_images_root[CONFIG_PATH_MAX];
+	char retrain_ads_csv[CONFIG_PATH_MAX];      /* validation ads; "": synthetic */
+	char retrain_model_config[CONFIG_PATH_MAX]; /* "": model.config */
+	char retrain_init_weights[CONFIG_PATH_MAX]; /* "": model.weights */
+	char retrain_model_dir[CONFIG_PATH_MAX];
+	char retrain_checkpoint_dir[CONFIG_PATH_MAX]; /* "": model_dir/checkpoints */
+	int retrain_cache_mb;
+	int retrain_max_photos;
+	int retrain_promote; /* 1: gate; 0: never promote */
+	int retrain_imprint; /* ArcFace classes start at their photos' mean embedding */
+
 	double threshold;		/* NaN: take it from the active model's record */
 	double default_threshold;	/* when neither config nor model has one */
 	enum linkage linkage;
@@ -107,8 +130,20 @@ struct config {
  * "file:line: key: reason" and return -1. */
 int config_load(struct config *cfg, const char *path, struct err *err);
 
+/* Prefix ERR's message with where KEY was set: "FILE:LINE: KEY: " (or "FILE: KEY: " for a
+ * default), for errors found after loading, such as weights that do not fit. Returns -1. */
+int config_blame(const struct config *cfg, const char *key, struct err *err);
+
 /* Only the model config (Hydrogen Torch YAML) into MC. */
 int config_load_model(struct model_config *mc, const char *path, struct err *err);
+
+/* Folds of a kfold split: round(1 / validation_size), at least 2. */
+int config_fold_count(const struct train_config *t);
+
+/* The validation fold numbers of T->folds into FOLDS (room for 64; may be
+ * NULL) and their count into *N (may be NULL). -1 when one is not a number
+ * below config_fold_count() or every fold would be held out. */
+int config_folds(const struct train_config *t, int *folds, int *n);
 
 /* Set defaults in CFG without reading a file. */
 void config_defaults(struct config *cfg);

@@ -154,8 +154,17 @@ void log_emit(enum log_level level, const char *stage, const char *msg, const ch
 		va_start(ap, kv_fmt);
 		n = vsnprintf(line + at, sizeof(line) - at - 1, kv_fmt, ap);
 		va_end(ap);
-		if (n > 0)
-			at += (size_t)n < sizeof(line) - at - 1 ? (size_t)n : sizeof(line) - at - 2;
+		if (n > 0) {
+			size_t end =
+			    at +
+			    ((size_t)n < sizeof(line) - at - 1 ? (size_t)n : sizeof(line) - at - 2);
+
+			/* values can carry input (ids, reasons): a newline in one must not
+			 * start a forged line */
+			for (; at < end; at++)
+				if ((unsigned char)line[at] < 0x20)
+					line[at] = ' ';
+		}
 	}
 	line[at++] = '\n';
 	pthread_mutex_lock(&log_lock);

@@ -1,8 +1,10 @@
 /* main.c - pipeline-run: the command line in front of the runs.
  *
  * One option table drives both getopt_long and --help. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 #include "log.h"
 #include "report.h"
 #include "resize.h"
+#include "registry.h"
+#include "retrain.h"
 #include "run.h"
 #include "source.h"
 #include "status.h"
@@ -37,6 +41,10 @@ enum opt_id {
 	OPT_THRESHOLD,
 	OPT_OUT,
 	OPT_LIMIT,
+	OPT_STAGE,
+	OPT_RESUME,
+	OPT_PROMOTE,
+	OPT_ROLLBACK,
 };
 
 struct opt_def {
@@ -56,6 +64,13 @@ static const struct opt_def opts[] = {
 	 "decode and embed the photos but write nothing"},
 	{"threshold", required_argument, OPT_THRESHOLD, "X",
 	 "cosine similarity threshold for grouping (overrides the config)"},
+    {"stage", required_argument, OPT_STAGE, "NAME",
+     "nightly (default) or retrain: train, evaluate and register a new model"},
+    {"resume", no_argument, OPT_RESUME, NULL, "retrain: continue from the last epoch's checkpoint"},
+    {"promote", required_argument, OPT_PROMOTE, "MODEL_ID",
+     "make a registered model the active one"},
+    {"rollback", no_argument, OPT_ROLLBACK, NULL,
+     "make the model that was active before the last promotion active again"},
 	{"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
 	 "print the effective configuration and exit"},
 	{"truth", required_argument, OPT_TRUTH, "CSV",
@@ -85,6 +100,7 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  run        the nightly job, or a backfill with --date (default)\n"
+	        "  retrain    the weekly retraining (same as --stage retrain)\n"
 		"  migrate    apply pending database migrations\n"
 		"  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
 		"  status     last runs, the active model, pending failures, runs going now\n"
@@ -117,6 +133,21 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	run_request_stop();
+	retrain_request_stop();
+}
+
+/* A model id: a positive whole number. */
+static int parse_model_id(const char *s, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v <= 0)
+		return -1;
+	*id = v;
+	return 0;
 }
 
 /* libgomp (libtorch's thread pool) reads OMP_WAIT_POLICY once, when it is loaded, and by
@@ -143,14 +174,15 @@ static void omp_wait_passive(char **argv)
 }
 
 /* True unless the command line asks for something that never loads the model (help,
- * version, the printed config, migrate, evaluate): those need not start twice. */
+ * version, the printed config, migrate, evaluate, status, report): those need not start
+ * twice. */
 static int loads_model(int argc, char **argv)
 {
 	static const char *const quick[] = {"--help", "-h", "--version", "-V", "--print-config"};
 	int i;
 	size_t k;
 
-	if (argc > 1 && argv[1][0] != '-' && strcmp(argv[1], "run"))
+	if (argc > 1 && argv[1][0] != '-' && strcmp(argv[1], "run") && strcmp(argv[1], "retrain"))
 		return 0;
 	for (i = 1; i < argc; i++)
 		for (k = 0; k < sizeof(quick) / sizeof(quick[0]); k++)
@@ -166,6 +198,10 @@ int main(int argc, char **argv)
 	const char *config_path = getenv("PIPELINE_CONFIG");
 	const char *command = "run";
 	const char *truth = NULL, *labels = NULL, *threshold = NULL, *out_dir = NULL;
+	const char *stage = NULL, *promote = NULL;
+	struct retrain_opts rto = {0, PIPELINE_VERSION};
+	int64_t promote_id = 0;
+	int rollback = 0;
 	long limit = 10;
 	struct run_opts ro = {NULL, 0, PIPELINE_VERSION};
 	struct config *cfg = NULL;
@@ -215,6 +251,18 @@ int main(int argc, char **argv)
 		case OPT_PRINT_CONFIG:
 			print_config = 1;
 			break;
+		case OPT_STAGE:
+			stage = optarg;
+			break;
+		case OPT_RESUME:
+			rto.resume = 1;
+			break;
+		case OPT_PROMOTE:
+			promote = optarg;
+			break;
+		case OPT_ROLLBACK:
+			rollback = 1;
+			break;
 		case OPT_TRUTH:
 			truth = optarg;
 			break;
@@ -261,8 +309,37 @@ int main(int argc, char **argv)
 		return RUN_USAGE;
 	}
 	if (strcmp(command, "run") && strcmp(command, "migrate") && strcmp(command, "evaluate") &&
-	    strcmp(command, "status") && strcmp(command, "report")) {
+	    strcmp(command, "status") && strcmp(command, "report") && strcmp(command, "retrain")) {
 		fprintf(stderr, "pipeline-run: unknown command '%s' (see --help)\n", command);
+		return RUN_USAGE;
+	}
+	if (stage && strcmp(stage, "nightly") && strcmp(stage, "retrain")) {
+		fprintf(stderr, "pipeline-run: --stage: '%s' is not nightly or retrain\n", stage);
+		return RUN_USAGE;
+	}
+	if (stage && strcmp(command, "run") && strcmp(command, stage)) {
+		fprintf(stderr, "pipeline-run: --stage %s does not go with the %s command\n", stage,
+		        command);
+		return RUN_USAGE;
+	}
+	if (stage && !strcmp(stage, "retrain"))
+		command = "retrain";
+	if (promote && parse_model_id(promote, &promote_id)) {
+		fprintf(stderr, "pipeline-run: --promote: '%s' is not a model id\n", promote);
+		return RUN_USAGE;
+	}
+	if ((promote || rollback) &&
+	    (strcmp(command, "run") || stage || ro.date || rto.resume || (promote && rollback))) {
+		fprintf(stderr,
+		        "pipeline-run: --promote and --rollback go alone (with --config)\n");
+		return RUN_USAGE;
+	}
+	if (rto.resume && strcmp(command, "retrain")) {
+		fprintf(stderr, "pipeline-run: --resume goes with --stage retrain\n");
+		return RUN_USAGE;
+	}
+	if (!strcmp(command, "retrain") && (ro.date || ro.dry_run)) {
+		fprintf(stderr, "pipeline-run: retrain takes no --date or --dry-run\n");
 		return RUN_USAGE;
 	}
 	if (!strcmp(command, "evaluate") && !truth && !labels) {
@@ -313,7 +390,19 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	if (!strcmp(command, "migrate")) {
+	if (promote) {
+		code = registry_promote(cfg, promote_id);
+	} else if (rollback) {
+		code = registry_rollback(cfg);
+	} else if (!strcmp(command, "retrain")) {
+		if (resize_init(argv[0], 1, &err)) {
+			fprintf(stderr, "pipeline-run: %s\n", err.msg);
+			code = RUN_FAILED;
+			goto out;
+		}
+		code = retrain_run(cfg, &rto);
+		resize_shutdown();
+	} else if (!strcmp(command, "migrate")) {
 		code = run_migrate(cfg);
 	} else if (!strcmp(command, "evaluate")) {
 		code = run_evaluate(cfg, truth, labels);

@@ -95,8 +95,11 @@ void progress_update(struct progress *p, long done, long failed)
 	p->done = done;
 	p->failed = failed;
 	if (p->tty) {
-		if (now - p->last_out < PROGRESS_TTY_REDRAW_S)
+		/* the first update always draws: a run shorter than the redraw interval
+		 * still shows its bar */
+		if (p->drawn && now - p->last_out < PROGRESS_TTY_REDRAW_S)
 			return;
+		p->drawn = 1;
 		p->last_out = now;
 		log_status_line(progress_format(line, sizeof(line), done, failed, p->total,
 		                                now - p->t0, PROGRESS_BAR_CELLS));

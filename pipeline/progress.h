@@ -14,6 +14,7 @@ struct progress {
 	long long total;   /* photos expected; -1 unknown */
 	double t0, last_out;
 	long done, failed;
+	int drawn;         /* the bar has been drawn at least once */
 };
 
 /* Start counting now. TOTAL < 0 when unknown; TTY draws a bar, else a log

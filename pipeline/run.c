@@ -24,12 +24,12 @@
 #include "notify.h"
 #include "observe.h"
 #include "queue.h"
+#include "registry.h"
 #include "resize.h"
 #include "source.h"
 #include "store.h"
 #include "strset.h"
 
-#define STORE_ATTEMPTS 6
 #define GROUP_ADS_PER_TX 256
 
 static volatile sig_atomic_t stop_requested;
@@ -336,19 +336,22 @@ static void *embed_thread(void *arg)
 
 typedef int (*store_op)(struct run *r, void *arg, struct err *err);
 
-/* Run OP, reconnecting with backoff while it fails with ERR_RETRY. */
+/* Run OP, reconnecting with backoff while it fails with ERR_RETRY, at most
+ * database.retries attempts. ERR keeps the last failure's reason. */
 static int store_retry(struct run *r, store_op op, void *arg, struct err *err)
 {
 	double delay = 0.5;
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
-		err_clear(err);
-		if (r->store && !op(r, arg, err))
-			return 0;
-		if (r->store && err->kind != ERR_RETRY)
-			return -1;
-		if (attempt == STORE_ATTEMPTS)
+		if (r->store) {
+			err_clear(err);
+			if (!op(r, arg, err))
+				return 0;
+			if (err->kind != ERR_RETRY)
+				return -1;
+		}
+		if (attempt >= r->cfg->db_retries)
 			return err_prefix(err, "database still failing after %d attempts", attempt);
 		log_warn("store", "database unavailable, retrying", "attempt=%d delay_s=%.1f "
 			 "error=\"%s\"", attempt, delay, err->msg);
@@ -485,7 +488,10 @@ static int job_add(struct group_job *job, const char *ad, const char *image_id,
 	return 0;
 }
 
-/* Group every ad of JOB from its stored embeddings and write the groups. */
+/* Group every ad of JOB from its stored embeddings and write the groups.
+ * LIMIT: an ad is grouped over the photos the model has embedded; after a
+ * promotion, photos of the ad that arrived on other dates join its groups
+ * once those dates are run again. */
 static int op_group_ads(struct run *r, void *arg, struct err *err)
 {
 	struct group_job *job = arg;
@@ -557,56 +563,80 @@ out:
 
 /* ---- the run ---- */
 
-static int weights_sha256(const char *path, char hex[65], struct err *err)
+static void set_resize_opts(struct run *r, const struct model_config *mc)
 {
-	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
-	unsigned char buf[1 << 16];
-	FILE *fp = fopen(path, "rb");
-	size_t n;
-
-	if (!fp) {
-		g_checksum_free(ck);
-		return err_set(err, ERR_FATAL, "model.weights %s: %s", path, strerror(errno));
-	}
-	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
-		g_checksum_update(ck, buf, n);
-	fclose(fp);
-	snprintf(hex, 65, "%s", g_checksum_get_string(ck));
-	g_checksum_free(ck);
-	return 0;
+	registry_resize_opts(mc, &r->ropts);
+	r->ropts.max_bytes = (size_t)r->cfg->max_bytes;
+	r->ropts.max_pixels = (uint64_t)r->cfg->max_pixels;
 }
 
-static int open_model(struct run *r, struct err *err)
+static int open_model(struct run *r, const struct model_config *mc, const char *weights,
+                      struct err *err)
 {
-	const struct model_config *mc = &r->cfg->model;
-	struct model_opts mo = {0};
+	struct model_opts mo;
 
-	mo.backbone = mc->backbone;
-	mo.weights = r->cfg->model_weights;
-	mo.pool = mc->pool == POOL_GEM ? MODEL_POOL_GEM : MODEL_POOL_AVG;
-	mo.gem_p = (float)mc->gem_p;
-	mo.embedding_size = mc->embedding_size;
-	mo.device = r->cfg->device;
-	mo.threads = r->cfg->torch_threads ? r->cfg->torch_threads : ncpu();
-	mo.channels_last = r->cfg->channels_last;
+	registry_model_opts(mc, weights, r->cfg->device,
+	                    r->cfg->torch_threads ? r->cfg->torch_threads : ncpu(),
+	                    r->cfg->channels_last, &mo);
 	mo.precision = r->cfg->precision ? MODEL_PREC_FP16 : MODEL_PREC_FP32;
 	r->model = model_open(&mo, err);
 	if (!r->model)
 		return -1;
 	r->dim = model_dim(r->model);
+	set_resize_opts(r, mc);
 	return 0;
 }
 
+/* Embed with the active model: the one in the registry, as it was trained
+ * (backbone, size, normalisation), from its weights file, which must still
+ * have the registered checksum. */
+static int switch_to_active(struct run *r, int64_t active, struct err *err)
+{
+	struct store_model_info info;
+	struct model_config mc;
+	char sha[65];
+	int ret = -1;
+
+	if (store_model_get(r->store, active, &info, err))
+		return -1;
+	if (registry_model_config(&info, &r->cfg->model, &mc, err) ||
+	    registry_file_sha256(info.weights_path, sha, err))
+		goto out;
+	if (strcmp(sha, info.weights_sha256)) {
+		err_set(err, ERR_FATAL,
+		        "active model %lld: %s has checksum %s, the registry says "
+		        "%s (weights replaced? promote another model)",
+		        (long long)active, info.weights_path, sha, info.weights_sha256);
+		goto out;
+	}
+	model_close(r->model);
+	r->model = NULL;
+	if (open_model(r, &mc, info.weights_path, err))
+		goto out;
+	log_info("run", "embedding with the active model",
+	         "model_id=%lld backbone=%s "
+	         "weights=%s size=%dx%d dim=%d",
+	         (long long)active, mc.backbone, info.weights_path, mc.image_width, mc.image_height,
+	         r->dim);
+	ret = 0;
+out:
+	store_model_info_free(&info);
+	return ret;
+}
+
+/* The configured weights are registered (the first model becomes active);
+ * once another model is active, the run embeds with that one instead. */
 static int open_store(struct run *r, struct err *err)
 {
 	struct store_model sm = {0};
 	char sha[65];
+	char *inference = NULL;
 	int64_t active = 0;
 	double active_threshold = NAN;
-	int applied = 0;
+	int applied = 0, ret = -1;
 
-	if (weights_sha256(r->cfg->model_weights, sha, err))
-		return -1;
+	if (registry_file_sha256(r->cfg->model_weights, sha, err))
+		return err_prefix(err, "model.weights");
 	r->store = store_open(r->cfg->db_conninfo, err);
 	if (!r->store)
 		return -1;
@@ -616,6 +646,9 @@ static int open_store(struct run *r, struct err *err)
 		log_info("store", "migrations applied", "count=%d", applied);
 	if (store_model_active(r->store, &active, &active_threshold, err))
 		return -1;
+	inference = registry_inference_json(&r->cfg->model);
+	if (!inference)
+		return err_set(err, ERR_FATAL, "out of memory");
 	sm.backbone = r->cfg->model.backbone;
 	sm.weights_path = r->cfg->model_weights;
 	sm.weights_sha256 = sha;
@@ -624,16 +657,23 @@ static int open_store(struct run *r, struct err *err)
 	sm.image_width = r->cfg->model.image_width;
 	sm.threshold = NAN;
 	sm.status = active ? "candidate" : "active";
+	sm.inference_json = inference;
 	if (store_model_register(r->store, &sm, &r->model_id, err))
-		return -1;
-	if (active && active != r->model_id)
-		/* LIMIT: the run embeds with the configured weights even when another
-		 * model is active; the views show the active model's groups. */
-		log_warn("run", "configured weights are not the active model", "model_id=%lld "
-			 "active_model_id=%lld", (long long)r->model_id, (long long)active);
+		goto out;
+	if (active && active != r->model_id) {
+		log_info("run", "configured weights are registered but not active",
+			 "model_id=%lld active_model_id=%lld hint=\"pipeline-run --promote %lld\"",
+			 (long long)r->model_id, (long long)active, (long long)r->model_id);
+		if (switch_to_active(r, active, err))
+			goto out;
+		r->model_id = active;
+	}
 	if (isnan(r->threshold) && active == r->model_id && !isnan(active_threshold))
 		r->threshold = active_threshold;
-	return 0;
+	ret = 0;
+out:
+	free(inference);
+	return ret;
 }
 
 static int start_stages(struct run *r, pthread_t *workers, int nworkers, pthread_t *embedder,
@@ -762,17 +802,20 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 
 	if (o->date && source_window_date(o->date, &win, &err))
 		return RUN_USAGE;
-	r.ropts.width = cfg->model.image_width;
-	r.ropts.height = cfg->model.image_height;
-	r.ropts.norm = cfg->model.norm;
-	memcpy(r.ropts.mean, cfg->model.mean, sizeof(r.ropts.mean));
-	memcpy(r.ropts.std, cfg->model.std, sizeof(r.ropts.std));
-	r.ropts.max_bytes = (size_t)cfg->max_bytes;
-	r.ropts.max_pixels = (uint64_t)cfg->max_pixels;
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
 
 	/* an unusable images folder or weights file is a configuration error */
-	if (fetch_add_root(&r.fetch, cfg->images_root, &err) || open_model(&r, &err)) {
+	if (fetch_add_root(&r.fetch, cfg->images_root, &err)) {
+		config_blame(cfg, "source.images_root", &err);
+		code = RUN_USAGE;
+		goto out;
+	}
+	if (open_model(&r, &cfg->model, cfg->model_weights, &err)) {
+		/* the model's device errors start with "unknown device" or "device " */
+		int device =
+		    !strncmp(err.msg, "device ", 7) || !strncmp(err.msg, "unknown device", 14);
+
+		config_blame(cfg, device ? "model.device" : "model.weights", &err);
 		code = RUN_USAGE;
 		goto out;
 	}

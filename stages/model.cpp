@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@
 
 #include "log.h"
 #include "model.h"
+#include "net.h"
 #include "safetensors.h"
 
 namespace
@@ -154,6 +156,8 @@ struct model {
 	c10::optional<c10::cuda::CUDAStream> copy_stream;
 	at::cuda::CUDAEvent uploaded[2];
 #endif
+	/* while set, the unfolded forward sums each conv's output per channel */
+	std::unique_ptr<std::unordered_map<const conv_bn *, net::bn_sums>> calib;
 };
 
 namespace
@@ -618,9 +622,7 @@ int64_t same_pad(int64_t n, int64_t k, int64_t s)
 }
 
 /* TRAINING runs the BN on batch statistics and updates its running stats
- * (the unfolded model only); otherwise activations may be updated in place.
- * LIMIT: no entry point trains yet, so the TRAINING path (and parameters that
- * require grad) is written for the retrain stage but not exercised by tests. */
+ * (the unfolded model only); otherwise activations may be updated in place. */
 torch::Tensor conv_forward(const model &m, const conv_bn &c, torch::Tensor x, bool training)
 {
 	int64_t ph = (c.k - 1) / 2, pw = ph;
@@ -640,6 +642,8 @@ torch::Tensor conv_forward(const model &m, const conv_bn &c, torch::Tensor x, bo
 		x = torch::conv2d(x, c.fw, c.fb, {c.stride, c.stride}, {ph, pw}, {1, 1}, c.groups);
 	} else {
 		x = torch::conv2d(x, c.w, {}, {c.stride, c.stride}, {ph, pw}, {1, 1}, c.groups);
+		if (m.calib)
+			(*m.calib)[&c].add(x);
 		x = torch::batch_norm(x, c.bn_w, c.bn_b, c.bn_mean, c.bn_var, training, 0.1,
 		                      m.arch->bn_eps, false);
 	}
@@ -820,28 +824,43 @@ void copy_out(const torch::Tensor &t, float *out)
 	std::memcpy(out, c.data_ptr<float>(), (size_t)c.numel() * sizeof(float));
 }
 
-/* Run F, turning every C++ exception into ERR_FATAL prefixed with WHAT. */
-template <typename F> int guarded(struct err *err, const char *what, F f)
-{
-	try {
-		return f();
-	} catch (const c10::Error &e) {
-		return err_set(err, ERR_FATAL, "%s: libtorch: %s", what,
-		               e.what_without_backtrace());
-	} catch (const std::bad_alloc &) {
-		return err_set(err, ERR_FATAL, "%s: out of memory", what);
-	} catch (const std::exception &e) {
-		return err_set(err, ERR_FATAL, "%s: %s", what, e.what());
-	} catch (...) {
-		return err_set(err, ERR_FATAL, "%s: unknown C++ exception", what);
-	}
-}
+using net::guarded;
 
 int as_fatal(struct err *err)
 {
 	if (err)
 		err->kind = ERR_FATAL;
 	return -1;
+}
+
+/* timm's initialisation for these backbones: convs from N(0, 2 / fan_out)
+ * with fan_out = k * k * out / groups, BatchNorm as the identity, SE biases
+ * zero. Draws from libtorch's default generator. */
+void init_random(model &m)
+{
+	auto conv_init = [](int64_t out, int64_t k, int64_t groups, std::vector<int64_t> shape) {
+		double fan_out = (double)(k * k * out / groups);
+
+		return torch::randn(shape) * std::sqrt(2.0 / fan_out);
+	};
+
+	for_each_conv(m, [&](conv_bn &c) {
+		c.w = conv_init(c.out, c.k, c.groups, {c.out, c.in / c.groups, c.k, c.k});
+		c.bn_w = torch::ones({c.out});
+		c.bn_b = torch::zeros({c.out});
+		c.bn_mean = torch::zeros({c.out});
+		c.bn_var = torch::ones({c.out});
+	});
+	for (block &b : m.blocks) {
+		se_unit &e = b.se;
+
+		if (!b.has_se)
+			continue;
+		e.rw = conv_init(e.rd, 1, 1, {e.rd, e.ch, 1, 1});
+		e.rb = torch::zeros({e.rd});
+		e.ew = conv_init(e.ch, 1, 1, {e.ch, e.rd, 1, 1});
+		e.eb = torch::zeros({e.ch});
+	}
 }
 
 int model_setup(model &m, const struct model_opts *o, struct safetensors **st, struct err *err)
@@ -881,13 +900,17 @@ int model_setup(model &m, const struct model_opts *o, struct safetensors **st, s
 
 	build_layers(m);
 	collect_slots(m);
-	/* A weights file that cannot be used stops the run, whatever the reason. */
-	if (safetensors_open(o->weights, st, err) < 0)
-		return as_fatal(err);
-
 	torch::NoGradGuard no_grad;
-	if (load_weights(m, *st, o->weights, o->embedding_size, err) < 0)
-		return as_fatal(err);
+	if (!o->weights) {
+		init_random(m);
+	} else {
+		/* A weights file that cannot be used stops the run, whatever the
+		 * reason. */
+		if (safetensors_open(o->weights, st, err) < 0)
+			return as_fatal(err);
+		if (load_weights(m, *st, o->weights, o->embedding_size, err) < 0)
+			return as_fatal(err);
+	}
 	if (!o->keep_bn) {
 		for_each_conv(m, [&](conv_bn &c) { fold_bn(c, m.arch->bn_eps); });
 		m.folded = true;
@@ -897,6 +920,133 @@ int model_setup(model &m, const struct model_opts *o, struct safetensors **st, s
 }
 
 } // namespace
+
+namespace net
+{
+
+struct model *open(const struct model_opts *o, struct err *err)
+{
+	std::unique_ptr<model> m;
+	struct safetensors *st = nullptr;
+	struct model_opts opts;
+	int rc;
+
+	if (!o || !o->backbone) {
+		err_set(err, ERR_FATAL, "model: a backbone is required");
+		return nullptr;
+	}
+	opts = *o;
+	opts.keep_bn = 1;
+	rc = guarded(err, "model open", [&]() {
+		m.reset(new model());
+		return model_setup(*m, &opts, &st, err);
+	});
+	safetensors_close(st);
+	return rc < 0 ? nullptr : m.release();
+}
+
+std::vector<named_tensor> tensors(struct model &m)
+{
+	std::vector<named_tensor> v;
+
+	auto ends = [](const std::string &k, const std::string &tail) {
+		return k.size() > tail.size() &&
+		       !k.compare(k.size() - tail.size(), tail.size(), tail);
+	};
+
+	for (slot &s : m.slots)
+		v.push_back(
+		    {s.key, s.dst, !ends(s.key, ".running_mean") && !ends(s.key, ".running_var")});
+	return v;
+}
+
+bool head(const struct model &m, torch::Tensor *w, torch::Tensor *b)
+{
+	if (!m.fc_w.defined())
+		return false;
+	*w = m.fc_w;
+	*b = m.fc_b.defined() ? m.fc_b : torch::zeros({m.fc_w.size(0)}, m.fc_w.options());
+	return true;
+}
+
+torch::Tensor input(const struct model &m, const float *in, int n, int h, int w)
+{
+	return input_tensor(m, in, n, h, w).clone();
+}
+
+torch::Tensor features(const struct model &m, const torch::Tensor &x, bool training)
+{
+	return pool_forward(m, backbone_forward(m, x, training), m.pool);
+}
+
+torch::Device device(const struct model &m)
+{
+	return m.device;
+}
+
+void bn_sums::add(const torch::Tensor &x)
+{
+	torch::Tensor d = x.to(torch::kDouble);
+	torch::Tensor s = d.sum({0, 2, 3}), q = (d * d).sum({0, 2, 3});
+
+	sum = sum.defined() ? sum + s : s;
+	sumsq = sumsq.defined() ? sumsq + q : q;
+	count += (double)(x.size(0) * x.size(2) * x.size(3));
+}
+
+bool bn_folded(struct model &m)
+{
+	bool folded = true;
+
+	for_each_conv(m, [&](conv_bn &c) {
+		folded = folded && c.bn_mean.abs().max().item<double>() == 0 &&
+		         (c.bn_var - 1).abs().max().item<double>() < 1e-3 &&
+		         (c.bn_w - 1).abs().max().item<double>() == 0;
+	});
+	return folded;
+}
+
+void bn_calibrate_begin(struct model &m)
+{
+	m.calib.reset(new std::unordered_map<const conv_bn *, bn_sums>());
+}
+
+/* y = g (z - m) / sqrt(v + eps) + b gives the same y with the measured mean
+ * and variance (mu, var) as running stats when g' = g sqrt(var + eps) /
+ * sqrt(v + eps) and b' = b + g (mu - m) / sqrt(v + eps). */
+int bn_calibrate_end(struct model &m)
+{
+	int n = 0;
+	double eps = m.arch->bn_eps;
+
+	if (!m.calib)
+		return 0;
+	torch::NoGradGuard no_grad;
+	for_each_conv(m, [&](conv_bn &c) {
+		auto it = m.calib->find(&c);
+
+		if (it == m.calib->end() || it->second.count < 2)
+			return;
+		const bn_sums &s = it->second;
+		torch::Tensor mu = s.sum / s.count;
+		torch::Tensor var = (s.sumsq / s.count - mu * mu).clamp_min(0);
+		torch::Tensor old_sd = (c.bn_var.to(torch::kDouble) + eps).sqrt();
+		torch::Tensor g = c.bn_w.to(torch::kDouble);
+		torch::Tensor g2 = g * (var + eps).sqrt() / old_sd;
+		torch::Tensor b2 =
+		    c.bn_b.to(torch::kDouble) + g * (mu - c.bn_mean.to(torch::kDouble)) / old_sd;
+
+		c.bn_w.copy_(g2);
+		c.bn_b.copy_(b2);
+		c.bn_mean.copy_(mu);
+		c.bn_var.copy_(var);
+		n++;
+	});
+	m.calib.reset();
+	return n;
+}
+
+} // namespace net
 
 extern "C" {
 

@@ -144,7 +144,9 @@ static size_t jpeg_skip_scan(const unsigned char *p, size_t len, size_t i)
 	return len;
 }
 
-/* Walk the marker segments; the first EOI ends the image and anything after it (camera
+/* LIMIT: progressive scans are not counted; each costs a pass over the coefficients, and
+ * libjpeg's refusal of repeated scans is what bounds them.
+ * Walk the marker segments; the first EOI ends the image and anything after it (camera
  * junk, a second picture in MPO files) is ignored. Only a well-formed walk that runs out of
  * bytes counts as truncated: a reserved marker or a length that makes no sense means
  * corrupt data, which is libjpeg's to report. */

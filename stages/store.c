@@ -81,6 +81,7 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	enum err_kind kind = ERR_FATAL;
 	char msg[ERR_MSG_MAX];
 
@@ -88,7 +89,10 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 		kind = ERR_RETRY;
 	if (!text || !*text)
 		text = PQerrorMessage(s->conn);
-	snprintf(msg, sizeof(msg), "%s", text && *text ? text : "no message from libpq");
+	/* the server's hint says what to do ("Check free disk space.") */
+	snprintf(msg, sizeof(msg), "%s%s%s%s", text && *text ? text : "no message from libpq",
+	         hint && *hint ? " (hint: " : "", hint && *hint ? hint : "",
+	         hint && *hint ? ")" : "");
 	msg_clean(msg, s->password);
 	return err_set(err, kind, "store: %s failed: sqlstate %s: %s", what, state ? state : "none",
 		       msg);
@@ -568,13 +572,55 @@ static int model_valid(const struct store_model *m, struct err *err)
 		       m->status ? m->status : "(null)");
 }
 
-int store_model_register(struct store *s, const struct store_model *m, int64_t *id,
-			 struct err *err)
+/* The active model's id (0: none), read under the models lock. */
+static int model_active_locked(struct store *s, int64_t *id, struct err *err)
 {
-	char dim[16], height[16], width[16], threshold[40];
-	const char *params[9];
 	PGresult *res = NULL;
-	int rc = -1;
+
+	*id = 0;
+	if (store_exec(s, "read active model from models",
+	               "SELECT id FROM models WHERE status = 'active'", 0, NULL, 0, &res, err))
+		return -1;
+	if (PQntuples(res) > 0 && parse_i64(PQgetvalue(res, 0, 0), id) != 0) {
+		PQclear(res);
+		return err_set(err, ERR_FATAL, "store: bad id from models");
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Caller holds a transaction and the models lock: retire the active model,
+ * make ID active, and record the change. */
+static int model_switch(struct store *s, int64_t id, int64_t previous, const char *kind,
+                        int64_t run_id, const char *reason, struct err *err)
+{
+	char idbuf[24], prevbuf[24], runbuf[24];
+	const char *params[5];
+
+	params[0] = fmt_id(idbuf, sizeof(idbuf), id);
+	params[1] = fmt_id(prevbuf, sizeof(prevbuf), previous);
+	params[2] = kind;
+	params[3] = reason;
+	params[4] = fmt_id(runbuf, sizeof(runbuf), run_id);
+	if (model_retire_active(s, err) ||
+	    store_exec(s, "promote model in models",
+	               "UPDATE models SET status = 'active', promoted_at = now()"
+	               " WHERE id = $1::bigint",
+	               1, params, 0, NULL, err))
+		return -1;
+	return store_exec(s, "insert into model_promotions",
+	                  "INSERT INTO model_promotions (model_id, previous_model_id, kind, reason,"
+	                  " run_id) VALUES ($1::bigint, $2::bigint, $3, $4, $5::bigint)",
+	                  5, params, 0, NULL, err);
+}
+
+int store_model_register(struct store *s, const struct store_model *m, int64_t *id, struct err *err)
+{
+	char dim[16], height[16], width[16], threshold[40], parent[24], run[24];
+	const char *params[14];
+	PGresult *res = NULL;
+	int64_t previous = 0;
+	int inserted = 0, rc = -1;
 
 	if (model_valid(m, err) || store_ready(s, err))
 		return -1;
@@ -590,31 +636,49 @@ int store_model_register(struct store *s, const struct store_model *m, int64_t *
 	params[5] = width;
 	params[6] = isfinite(m->threshold) ? threshold : NULL;
 	params[7] = m->metrics_json;
-	params[8] = m->status;
+	params[8] = "candidate";
+	params[9] = m->inference_json;
+	params[10] = m->training_json;
+	params[11] = m->sidecar_path;
+	params[12] = fmt_id(parent, sizeof(parent), m->parent_id);
+	params[13] = fmt_id(run, sizeof(run), m->run_id);
 
 	if (store_begin(s, err) || models_lock(s, err) ||
 	    store_exec(s, "find model in models",
-		       "SELECT id FROM models WHERE backbone = $1 AND weights_sha256 = $2", 2,
-		       params, 0, &res, err))
+	               "SELECT id FROM models WHERE backbone = $1 AND weights_sha256 = $2", 2,
+	               params, 0, &res, err))
 		goto out;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		res = NULL;
-		if (!strcmp(m->status, "active") && model_retire_active(s, err))
-			goto out;
+		/* inserted as a candidate, then switched, so that the promotion is
+		 * recorded like any other */
 		if (store_exec(s, "insert into models",
-			       "INSERT INTO models (backbone, weights_sha256, weights_path,"
-			       " embedding_dim, image_height, image_width, threshold, metrics,"
-			       " status, promoted_at)"
-			       " VALUES ($1, $2, $3, $4::int, $5::int, $6::int, $7::float8,"
-			       " $8::jsonb, $9, CASE WHEN $9 = 'active' THEN now() END)"
-			       " RETURNING id",
-			       9, params, 0, &res, err))
+		               "INSERT INTO models (backbone, weights_sha256, weights_path,"
+		               " embedding_dim, image_height, image_width, threshold, metrics,"
+		               " status, inference, training, sidecar_path, parent_id, run_id)"
+		               " VALUES ($1, $2, $3, $4::int, $5::int, $6::int, $7::float8,"
+		               " $8::jsonb, $9, $10::jsonb, $11::jsonb, $12, $13::bigint,"
+		               " $14::bigint)"
+		               " RETURNING id",
+		               14, params, 0, &res, err))
 			goto out;
+		inserted = 1;
 	}
 	if (parse_i64(PQgetvalue(res, 0, 0), id) != 0) {
 		err_set(err, ERR_FATAL, "store: bad id from models");
 		goto out;
+	}
+	if (inserted && !strcmp(m->status, "retired") &&
+	    store_exec(s, "retire model in models",
+	               "UPDATE models SET status = 'retired' WHERE id = $1", 1,
+	               (const char *const[]){PQgetvalue(res, 0, 0)}, 0, NULL, err))
+		goto out;
+	if (inserted && !strcmp(m->status, "active")) {
+		if (model_active_locked(s, &previous, err) ||
+		    model_switch(s, *id, previous, previous ? "manual" : "first", m->run_id,
+		                 "registered as active", err))
+			goto out;
 	}
 	if (store_commit(s, "commit model registration", err))
 		goto out;
@@ -626,11 +690,13 @@ out:
 	return rc;
 }
 
-int store_model_promote(struct store *s, int64_t id, struct err *err)
+int store_model_activate(struct store *s, int64_t id, const char *kind, int64_t run_id,
+                         const char *reason, int64_t *previous, struct err *err)
 {
 	char idbuf[24];
 	const char *params[1] = {idbuf};
 	PGresult *res = NULL;
+	int64_t prev = 0;
 	int rc = -1;
 
 	if (store_ready(s, err))
@@ -638,26 +704,181 @@ int store_model_promote(struct store *s, int64_t id, struct err *err)
 	fmt_i64(idbuf, sizeof(idbuf), id);
 	if (store_begin(s, err) || models_lock(s, err) ||
 	    store_exec(s, "find model in models", "SELECT status FROM models WHERE id = $1::bigint",
-		       1, params, 0, &res, err))
+	               1, params, 0, &res, err))
 		goto out;
 	if (PQntuples(res) == 0) {
 		err_set(err, ERR_FATAL, "store: no model with id %" PRId64 " to promote", id);
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 0), "active") != 0 &&
-	    (model_retire_active(s, err) ||
-	     store_exec(s, "promote model in models",
-			"UPDATE models SET status = 'active', promoted_at = now()"
-			" WHERE id = $1::bigint",
-			1, params, 0, NULL, err)))
+	if (model_active_locked(s, &prev, err) ||
+	    (prev != id && model_switch(s, id, prev, kind, run_id, reason, err)) ||
+	    store_commit(s, "commit model promotion", err))
 		goto out;
-	if (store_commit(s, "commit model promotion", err))
-		goto out;
+	if (previous)
+		*previous = prev;
 	rc = 0;
 out:
 	if (rc)
 		store_rollback(s);
 	PQclear(res);
+	return rc;
+}
+
+int store_model_promote(struct store *s, int64_t id, struct err *err)
+{
+	return store_model_activate(s, id, "manual", 0, NULL, NULL, err);
+}
+
+int store_model_rollback(struct store *s, int64_t *now_active, int64_t *undone, struct err *err)
+{
+	PGresult *res = NULL;
+	int64_t active = 0, last_model = 0, previous = 0;
+	char rowid[24];
+	const char *params[1] = {rowid};
+	int rc = -1;
+
+	if (store_ready(s, err))
+		return -1;
+	if (store_begin(s, err) || models_lock(s, err) || model_active_locked(s, &active, err) ||
+	    store_exec(s, "read model_promotions",
+	               "SELECT id, model_id, coalesce(previous_model_id, 0) FROM model_promotions"
+	               " WHERE kind <> 'rollback' AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
+	               0, NULL, 0, &res, err))
+		goto out;
+	if (PQntuples(res) == 0 || parse_i64(PQgetvalue(res, 0, 1), &last_model) ||
+	    parse_i64(PQgetvalue(res, 0, 2), &previous) || previous == 0) {
+		err_set(err, ERR_FATAL, "store: no earlier active model to roll back to");
+		goto out;
+	}
+	if (last_model != active) {
+		err_set(err, ERR_FATAL,
+		        "store: the active model %" PRId64 " was not made active by the newest "
+		        "recorded promotion (of model %" PRId64 "); use --promote ID",
+		        active, last_model);
+		goto out;
+	}
+	snprintf(rowid, sizeof(rowid), "%s", PQgetvalue(res, 0, 0));
+	if (store_exec(s, "undo promotion in model_promotions",
+	               "UPDATE model_promotions SET undone_at = now() WHERE id = $1::bigint", 1,
+	               params, 0, NULL, err) ||
+	    model_switch(s, previous, active, "rollback", 0, "rollback", err) ||
+	    store_commit(s, "commit model rollback", err))
+		goto out;
+	if (now_active)
+		*now_active = previous;
+	if (undone)
+		*undone = active;
+	rc = 0;
+out:
+	if (rc)
+		store_rollback(s);
+	PQclear(res);
+	return rc;
+}
+
+static char *field_dup_or_null(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+int store_model_get(struct store *s, int64_t id, struct store_model_info *out, struct err *err)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->threshold = NAN;
+	if (store_ready(s, err))
+		return -1;
+	fmt_i64(idbuf, sizeof(idbuf), id);
+	if (store_exec(s, "read model from models",
+	               "SELECT backbone, weights_path, weights_sha256, embedding_dim, image_height,"
+	               " image_width, threshold, status, inference::text, metrics::text"
+	               " FROM models WHERE id = $1::bigint",
+	               1, params, 0, &res, err))
+		return -1;
+	if (PQntuples(res) == 0) {
+		err_set(err, ERR_FATAL, "store: no model with id %" PRId64, id);
+		goto out;
+	}
+	out->id = id;
+	snprintf(out->backbone, sizeof(out->backbone), "%s", PQgetvalue(res, 0, 0));
+	snprintf(out->weights_path, sizeof(out->weights_path), "%s", PQgetvalue(res, 0, 1));
+	snprintf(out->weights_sha256, sizeof(out->weights_sha256), "%s", PQgetvalue(res, 0, 2));
+	out->embedding_dim = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
+	out->image_height = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
+	out->image_width = (int)strtol(PQgetvalue(res, 0, 5), NULL, 10);
+	if (!PQgetisnull(res, 0, 6))
+		out->threshold = strtod(PQgetvalue(res, 0, 6), NULL);
+	snprintf(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 7));
+	out->inference_json = field_dup_or_null(res, 0, 8);
+	out->metrics_json = field_dup_or_null(res, 0, 9);
+	if ((!PQgetisnull(res, 0, 8) && !out->inference_json) ||
+	    (!PQgetisnull(res, 0, 9) && !out->metrics_json)) {
+		store_model_info_free(out);
+		err_set(err, ERR_FATAL, "store: out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+void store_model_info_free(struct store_model_info *m)
+{
+	if (!m)
+		return;
+	free(m->inference_json);
+	free(m->metrics_json);
+	m->inference_json = m->metrics_json = NULL;
+}
+
+int store_model_by_sha(struct store *s, const char *sha256, int64_t *id, struct err *err)
+{
+	const char *params[1] = {sha256};
+	PGresult *res = NULL;
+	int rc = 0;
+
+	*id = 0;
+	if (store_ready(s, err) ||
+	    store_exec(s, "find model in models",
+	               "SELECT id FROM models WHERE weights_sha256 = $1 ORDER BY id LIMIT 1", 1,
+	               params, 0, &res, err))
+		return -1;
+	if (PQntuples(res) > 0 && parse_i64(PQgetvalue(res, 0, 0), id) != 0)
+		rc = err_set(err, ERR_FATAL, "store: bad id from models");
+	PQclear(res);
+	return rc;
+}
+
+int store_query_pairs(struct store *s, const char *sql,
+                      int (*row)(void *arg, long n, const char *a, const char *b, struct err *err),
+                      void *arg, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = -1, i;
+
+	if (store_ready(s, err) || store_begin(s, err) ||
+	    store_exec(s, "set read only", "SET TRANSACTION READ ONLY", 0, NULL, 0, NULL, err) ||
+	    store_exec(s, "labels query", sql, 0, NULL, 0, &res, err))
+		goto out;
+	if (PQnfields(res) < 2) {
+		err_set(err, ERR_FATAL,
+		        "store: labels query returns %d columns, needs image and "
+		        "label",
+		        PQnfields(res));
+		goto out;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (row(arg, i + 1, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err))
+			goto out;
+	rc = 0;
+out:
+	PQclear(res);
+	store_rollback(s);
 	return rc;
 }
 
@@ -669,8 +890,8 @@ int store_model_active(struct store *s, int64_t *id, double *threshold, struct e
 
 	if (store_ready(s, err) ||
 	    store_exec(s, "read active model from models",
-		       "SELECT id, threshold FROM models WHERE status = 'active'", 0, NULL, 0, &res,
-		       err))
+	               "SELECT id, threshold FROM models WHERE status = 'active'", 0, NULL, 0, &res,
+	               err))
 		return -1;
 	if (PQntuples(res) > 0) {
 		if (parse_i64(PQgetvalue(res, 0, 0), &found) != 0) {

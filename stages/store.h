@@ -37,21 +37,69 @@ struct store_model {
 	const char *weights_sha256;	/* hex */
 	int embedding_dim;
 	int image_height, image_width;
-	double threshold;		/* NaN: none recorded */
-	const char *metrics_json;	/* may be NULL */
-	const char *status;		/* "active", "candidate", "retired" */
+	double threshold;           /* NaN: none recorded */
+	const char *metrics_json;   /* may be NULL */
+	const char *status;         /* "active", "candidate", "retired" */
+	const char *inference_json; /* how to run it (pool, normalisation); may be NULL */
+	const char *training_json;  /* training data summary, seed, settings; may be NULL */
+	const char *sidecar_path;   /* metadata file beside the weights; may be NULL */
+	int64_t parent_id;          /* model training started from; 0: none */
+	int64_t run_id;             /* retrain run that made it; 0: none */
 };
 
 /* Find the model with the same weights checksum and backbone, or insert it
  * with M->status (when M->status is "active" and another model is active,
- * the other one is retired). *ID receives its id. A model found keeps its
- * status: registering is idempotent, promoting is store_model_promote(). */
+ * the other one is retired; the change is recorded in model_promotions).
+ * *ID receives its id. A model found keeps its status and fields:
+ * registering is idempotent, promoting is store_model_activate(). */
 int store_model_register(struct store *s, const struct store_model *m, int64_t *id,
 			 struct err *err);
 
-/* Make model ID the active one and retire the model active before (no change
- * when ID is already active). ERR_FATAL when there is no such model. */
+/* Make model ID the active one, retire the model active before and record
+ * the change in model_promotions with KIND ("gate", "manual"), RUN_ID (0:
+ * none) and REASON (may be NULL). No change and no record when ID is already
+ * active. *PREVIOUS (may be NULL) receives the model active before (0: none).
+ * ERR_FATAL when there is no such model. */
+int store_model_activate(struct store *s, int64_t id, const char *kind, int64_t run_id,
+                         const char *reason, int64_t *previous, struct err *err);
+
+/* store_model_activate() with KIND "manual". */
 int store_model_promote(struct store *s, int64_t id, struct err *err);
+
+/* Undo the newest promotion not undone yet (which must have made the model
+ * that is active now): its previous model becomes active again and a
+ * "rollback" row is recorded. *NOW_ACTIVE and *UNDONE (may be NULL) receive
+ * the model made active and the one retired. ERR_FATAL when there is nothing
+ * to roll back to. */
+int store_model_rollback(struct store *s, int64_t *now_active, int64_t *undone, struct err *err);
+
+/* One registered model as read back. */
+struct store_model_info {
+	int64_t id;
+	char backbone[64];
+	char weights_path[4096];
+	char weights_sha256[65];
+	int embedding_dim;
+	int image_height, image_width;
+	double threshold; /* NaN: none */
+	char status[16];
+	char *inference_json; /* NULL when none; freed by store_model_info_free() */
+	char *metrics_json;   /* NULL when none; freed by store_model_info_free() */
+};
+
+/* Read model ID into OUT. ERR_FATAL when there is no such model. */
+int store_model_get(struct store *s, int64_t id, struct store_model_info *out, struct err *err);
+void store_model_info_free(struct store_model_info *m);
+
+/* The id of the model with weights checksum SHA256 (any backbone), or 0. */
+int store_model_by_sha(struct store *s, const char *sha256, int64_t *id, struct err *err);
+
+/* Run SQL (a query returning at least two text columns: image, label) in a
+ * read-only transaction and call ROW for each row (NULL columns read as "").
+ * ROW returns 0 to go on, -1 to stop with its error. */
+int store_query_pairs(struct store *s, const char *sql,
+                      int (*row)(void *arg, long n, const char *a, const char *b, struct err *err),
+                      void *arg, struct err *err);
 
 /* The active model's id and threshold (NaN if none). *ID = 0 when no model
  * is active. */

@@ -50,7 +50,8 @@ mkdir -p "$T/hostile"
 		echo "600,h-$file,$file,2026-11-30T11:00:00Z"
 	done
 } >"$T/hostile.csv"
-write_config "$T/hostile.csv" "$T/hostile"
+write_config "$T/hostile.csv" "$T/hostile" "limits:
+    max_bytes: 2000000"
 run_pipeline 3 --config "$CFG"
 n_files=$(($(wc -l <"$T/hostile/manifest.csv") - 1))
 n_ok=$(grep -c ',ok$' "$T/hostile/manifest.csv")

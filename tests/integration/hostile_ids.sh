@@ -19,10 +19,11 @@ printf '%s\n' \
 	"percent|50%25 off #1?|50%25 off #1?.jpg" >"$T/want.txt"
 
 csv_field() { printf '"%s"' "${1//\"/\"\"}"; }
+when=2026-11-30T10:00:00Z
 {
 	echo "ad_id,image_id,image,created_at"
 	while IFS='|' read -r ad img file; do
-		echo "$(csv_field "$ad"),$(csv_field "$img"),$(csv_field "$file"),2026-11-30T10:00:00Z"
+		echo "$(csv_field "$ad"),$(csv_field "$img"),$(csv_field "$file"),$when"
 	done <"$T/want.txt"
 	printf '900,nul\0byte,plain.jpg,2026-11-30T10:00:00Z\n'
 	printf '901,latin1-caf\xe9,plain.jpg,2026-11-30T10:00:00Z\n'

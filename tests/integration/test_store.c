@@ -231,7 +231,8 @@ static void db_drop(PGconn *admin, const char *name)
 static int group_setup(void **state)
 {
 	struct store_model m = {"mobilenetv2_100", "configs/models/m.safetensors",
-				"aaaa0000", DIM, 224, 224, 0.8, "{\"map50\": 0.71}", "active"};
+				"aaaa0000", DIM, 224, 224, 0.8, "{\"map50\": 0.71}", "active",
+				NULL, NULL, NULL, 0, 0};
 	const char *root = getenv("ROOT");
 	struct err err = {0};
 
@@ -798,7 +799,7 @@ static void test_bad_batches_are_fatal_and_write_nothing(void **state)
 static void test_model_register_is_idempotent_and_one_is_active(void **state)
 {
 	struct store_model a = {"tf_efficientnet_b0_ns", "a.safetensors", "bbbb1111", DIM,
-				512, 512, NAN, NULL, "candidate"};
+				512, 512, NAN, NULL, "candidate", NULL, NULL, NULL, 0, 0};
 	struct store_model b = a, c = a;
 	struct err err = {0};
 	int64_t ida = 0, ida2 = 0, idb = 0, idc = 0, active = 0;
@@ -862,6 +863,71 @@ static void test_model_register_is_idempotent_and_one_is_active(void **state)
 	c.status = "shiny";
 	assert_int_equal(store_model_register(C.s, &c, &idc, &err), -1);
 	assert_int_equal(err.kind, ERR_FATAL);
+}
+
+/* Promotions are recorded; each rollback undoes the newest one left, so two
+ * promotions and two rollbacks end where they started. */
+static void test_promotions_are_recorded_and_rollback_walks_back(void **state)
+{
+	struct store_model x = {"mobilenetv2_100", "x.safetensors", "eeee4444", DIM, 128, 128,
+				0.7, "{\"map_at_50\": 0.7}", "candidate",
+				"{\"pool\": \"Average\"}", "{\"seed\": 7}", "x.json", 0, 0};
+	struct store_model y = x;
+	struct store_model_info info;
+	struct err err = {0};
+	int64_t idx = 0, idy = 0, prev = 0, now = 0, undone = 0, active = 0, found = 0;
+	char id[24], buf[256];
+	double thr;
+
+	y.weights_sha256 = "ffff5555";
+	x.parent_id = C.model_id;
+	assert_ok(store_model_register(C.s, &x, &idx, &err), err);
+	assert_ok(store_model_register(C.s, &y, &idy, &err), err);
+	assert_ok(store_model_activate(C.s, idx, "gate", 0, "map 0.7 > 0.6", &prev, &err), err);
+	assert_int_equal(prev, C.model_id);
+	assert_ok(store_model_activate(C.s, idx, "gate", 0, NULL, &prev, &err), err);
+	assert_int_equal(prev, idx); /* already active: nothing recorded */
+	assert_ok(store_model_promote(C.s, idy, &err), err);
+	snprintf(id, sizeof(id), "%" PRId64, idx);
+	query_text(buf, sizeof(buf),
+		   "SELECT string_agg(kind || ':' || coalesce(reason, ''), ',' ORDER BY id)"
+		   " FROM model_promotions WHERE model_id = $1::bigint OR previous_model_id ="
+		   " $1::bigint",
+		   id);
+	assert_string_equal(buf, "gate:map 0.7 > 0.6,manual:");
+
+	assert_ok(store_model_rollback(C.s, &now, &undone, &err), err);
+	assert_int_equal(now, idx);
+	assert_int_equal(undone, idy);
+	assert_ok(store_model_rollback(C.s, &now, &undone, &err), err);
+	assert_int_equal(now, C.model_id);
+	assert_int_equal(undone, idx);
+	assert_ok(store_model_active(C.s, &active, &thr, &err), err);
+	assert_int_equal(active, C.model_id);
+	assert_int_equal(query_long("SELECT count(*) FROM model_promotions WHERE kind = 'rollback'"
+				    " AND undone_at IS NULL",
+				    NULL),
+			 2);
+
+	/* a model read back with what it was registered with */
+	assert_ok(store_model_get(C.s, idx, &info, &err), err);
+	assert_string_equal(info.backbone, "mobilenetv2_100");
+	assert_string_equal(info.status, "retired");
+	assert_int_equal(info.image_height, 128);
+	assert_true(info.threshold == 0.7);
+	assert_string_equal(info.inference_json, "{\"pool\": \"Average\"}");
+	store_model_info_free(&info);
+	assert_int_equal(store_model_get(C.s, 987654321, &info, &err), -1);
+	assert_ok(store_model_by_sha(C.s, "ffff5555", &found, &err), err);
+	assert_int_equal(found, idy);
+	assert_ok(store_model_by_sha(C.s, "0000", &found, &err), err);
+	assert_int_equal(found, 0);
+	snprintf(id, sizeof(id), "%" PRId64, idx);
+	query_text(buf, sizeof(buf),
+		   "SELECT concat_ws('|', parent_id = (SELECT min(id) FROM models), training->>'seed',"
+		   " sidecar_path) FROM models WHERE id = $1::bigint",
+		   id);
+	assert_string_equal(buf, "t|7|x.json");
 }
 
 static void test_run_begin_and_finish_record_rows(void **state)
@@ -1020,6 +1086,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_ids_are_stored_verbatim),
 		cmocka_unit_test(test_bad_batches_are_fatal_and_write_nothing),
 		cmocka_unit_test(test_model_register_is_idempotent_and_one_is_active),
+		cmocka_unit_test(test_promotions_are_recorded_and_rollback_walks_back),
 		cmocka_unit_test(test_run_begin_and_finish_record_rows),
 		cmocka_unit_test(test_open_bad_socket_is_retry_without_password),
 		cmocka_unit_test(test_killed_session_mid_transaction_is_retry),

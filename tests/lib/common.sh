@@ -2,7 +2,7 @@
 # the suite's throwaway PostgreSQL, a temp folder, a config, small asserts.
 set -euo pipefail
 : "${ROOT:?run through tests/run-all}" "${SHARED:?}" "${PGHOST:?}"
-BIN="$ROOT/bin/pipeline-run"
+BIN=${BIN:-$ROOT/bin/pipeline-run}
 DATA="$SHARED/data/sop-ads"
 T=$(mktemp -d /tmp/pipeline-test.XXXXXX)
 export PGDATABASE="t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$"
@@ -62,4 +62,43 @@ run_pipeline() {
 # table_digest TABLE: one md5 over every row, in a stable order
 table_digest() {
 	q "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from $1 t"
+}
+
+# content_digest: one md5 per result table over the columns that say what was stored, not
+# which run stored it (run ids and timestamps left out), so that two databases that went
+# through different runs can be compared. Embeddings are rounded to 1e-5.
+content_digest() {
+	q "select 'ad_images=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
+		from (select image_id, ad_id, url, created_at, source, status, failure_stage,
+		failure_reason, width, height, content_sha256 from ad_images) t"
+	q "select 'image_embeddings=' ||
+		md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
+		from (select image_id, model_id, dim, content_sha256,
+		(select array_agg(round(v::numeric, 5) order by o)
+		 from unnest(embedding) with ordinality u(v, o)) from image_embeddings) t"
+	q "select 'image_groups=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
+		from (select image_id, model_id, ad_id, group_id from image_groups) t"
+	q "select 'failures=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
+		from (select key, image_id, ad_id, stage, reason from failures) t"
+	q "select 'models=' || md5(coalesce(string_agg(t::text, '|' order by t::text), ''))
+		from (select id, backbone, weights_path, weights_sha256, embedding_dim,
+		image_height, image_width, threshold, status from models) t"
+}
+
+# fresh_db: drop and create this test's database again
+fresh_db() {
+	dropdb --if-exists "$PGDATABASE"
+	createdb "$PGDATABASE"
+}
+
+# wait_rows SQL N PID: until SQL (a count) reaches N; fails if PID exits first or after 60 s
+wait_rows() {
+	local i n
+	for ((i = 0; i < 1200; i++)); do
+		n=$(q "$1" 2>/dev/null || echo 0)
+		[ "${n:-0}" -ge "$2" ] && return 0
+		kill -0 "$3" 2>/dev/null || fail "the run ended before '$1' reached $2"
+		sleep 0.05
+	done
+	fail "'$1' did not reach $2 in 60 s"
 }

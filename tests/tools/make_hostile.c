@@ -143,6 +143,11 @@ static void truncated(VipsImage *pic)
 
 	put("truncated-half.jpg", p, len / 2, "resize: truncated");
 	put("truncated-before-eoi.jpg", p, len - 2, "resize: truncated");
+	/* over limits.max_bytes (2000000 in the end-to-end test): refused before reading */
+	q = g_malloc0(2000001);
+	memcpy(q, p, len);
+	put("oversized.jpg", q, 2000001, "fetch: too large: 2000001 bytes, limit 2000000");
+	g_free(q);
 	q = g_malloc(len + 300);
 	memcpy(q, p, len);
 	memset(q + len, 'x', 300);
@@ -175,6 +180,8 @@ static void formats(VipsImage *pic)
 	save(pic, "picture.avif", ".avif", "ok");
 	save(pic, "picture.heic", ".heic", "ok");
 	save(pic, "one-frame.gif", ".gif", "ok");
+	/* the content decides, not the name */
+	save(pic, "png-named.jpg", ".png", "ok");
 
 	if (vips_colourspace(pic, &bw, VIPS_INTERPRETATION_B_W, NULL))
 		die("b-w");

@@ -156,6 +156,45 @@ static void test_bad_values_name_line_and_reason(void **state)
 		     "complete)");
 }
 
+/* Wrong types, ranges and broken files, each named with file:line and key. */
+static void test_wrong_types_ranges_and_broken_files(void **state)
+{
+	char dir_msg[300];
+
+	expect_error(pipeline_yaml("", "  queue_depth: [8, 16]\n"),
+	             "pipeline.yaml:9: pipeline.queue_depth: expected a single value");
+	expect_error(pipeline_yaml("grouping:\n  threshold: [0.5]\n", ""),
+	             "pipeline.yaml:4: grouping.threshold: expected a single value");
+	expect_error(pipeline_yaml("grouping:\n  threshold: 1.5\n", ""),
+	             "pipeline.yaml:4: grouping.threshold: 1.5 is out of range [-1, 1]");
+	expect_error(pipeline_yaml("grouping:\n  threshold: nan\n", ""),
+	             "pipeline.yaml:4: grouping.threshold: 'nan' is not a number");
+	expect_error(pipeline_yaml("", "  torch_threads: 2.5\n"),
+	             "pipeline.yaml:9: pipeline.torch_threads: '2.5' is not a whole number");
+	expect_error(pipeline_yaml("", "  queue_depth: 99999999999999999999\n"),
+	             "pipeline.queue_depth: '99999999999999999999' is not a whole number");
+	expect_error(pipeline_yaml("limits:\n  max_pixels: 1e13\n", ""),
+	             "pipeline.yaml:4: limits.max_pixels: '1e13' is not a whole number");
+	expect_error(pipeline_yaml("limits:\n  max_bytes: 0\n", ""),
+	             "pipeline.yaml:4: limits.max_bytes: 0 is out of range [1, 2147483647]");
+	expect_error(pipeline_yaml("model:\n  channels_last: maybe\n", ""),
+	             "pipeline.yaml:4: model.channels_last: 'maybe' is not true or false");
+	expect_error(pipeline_yaml("source:\n  kind: ftp\n", ""),
+	             "pipeline.yaml:4: source.kind: 'ftp' is not supported (one of: dir, kafka)");
+	expect_error(pipeline_yaml("database:\n  sql_dir: [a]\n", ""),
+	             "database.sql_dir: expected a single value");
+	expect_error(write_tmp("p3.yaml", "database: [unclosed\n"),
+	             "p3.yaml:2: invalid YAML: did not find expected ',' or ']'");
+	expect_error(write_tmp("p4.yaml", ""),
+	             "p4.yaml: expected a mapping of sections at the top");
+	expect_error(write_tmp("p5.yaml", "- a\n- b\n"),
+	             "p5.yaml: expected a mapping of sections at the top");
+	expect_error(write_tmp("p6.yaml", "? [a, b]\n: c\n"),
+	             "p6.yaml:1: keys must be plain scalars");
+	snprintf(dir_msg, sizeof(dir_msg), "%s: not a regular file", tmpdir);
+	expect_error(tmpdir, dir_msg);
+}
+
 static void test_model_config_errors(void **state)
 {
 	struct model_config mc;
@@ -185,6 +224,14 @@ static void test_model_config_errors(void **state)
 		      "  image_mean: [1, 2]\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, ":4: image.image_mean: expected a list of 3 numbers"));
+	p = write_tmp("m7.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
+	                         "  image_height: 8\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(
+	    strstr(err.msg, "m7.yaml:4: image.image_height: 8 is out of range [16, 4096]"));
+	p = write_tmp("m8.yaml", "architecture:\n  backbone: mobilenetv2_100\n  pool: Max\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "m8.yaml:3: architecture.pool: 'Max' is not supported"));
 }
 
 static void test_missing_files_are_named(void **state)
@@ -232,6 +279,45 @@ static void test_print_config_masks_password(void **state)
 	free(cfg);
 }
 
+static void test_training_keys_lists_and_folds(void **state)
+{
+	struct model_config mc;
+	struct err err = {0};
+	const char *p;
+	int folds[64], n = 0;
+
+	p = write_tmp("t1.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
+				"  differential_learning_rate_layers: [backbone]\n"
+				"  schedule: Linear\ndataset:\n  validation_strategy: kfold\n"
+				"  validation_size: 0.25\n  folds: ['1', 3]\n  data_sample: 0.5\n"
+				"  label_columns: item\n");
+	assert_int_equal(config_load_model(&mc, p, &err), 0);
+	assert_string_equal(mc.train.diff_lr_layers, "backbone");
+	assert_string_equal(mc.train.schedule, "Linear");
+	assert_string_equal(mc.train.validation_strategy, "kfold");
+	assert_string_equal(mc.train.label_column, "item");
+	assert_string_equal(mc.train.image_column, "image");
+	assert_float_equal(mc.train.data_sample, 0.5, 0);
+	assert_int_equal(config_fold_count(&mc.train), 4);
+	assert_int_equal(config_folds(&mc.train, folds, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(folds[1], 3);
+
+	p = write_tmp("t2.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
+				"  differential_learning_rate_layers: [backbone, neck]\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "t2.yaml:4: training.differential_learning_rate_layers: "
+				   "'neck' is not supported (one of: backbone, head)"));
+	p = write_tmp("t3.yaml", "architecture:\n  backbone: mobilenetv2_100\ndataset:\n"
+				"  folds: [5]\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "dataset.folds: '5' are not fold numbers below 5"));
+	p = write_tmp("t4.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
+				"  optimizer: SGD\n");
+	assert_int_equal(config_load_model(&mc, p, &err), -1);
+	assert_non_null(strstr(err.msg, "t4.yaml:4: training.optimizer: 'SGD' is not supported"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,9 +325,11 @@ int main(void)
 		cmocka_unit_test(test_reference_model_config_accepted),
 		cmocka_unit_test(test_unknown_key_names_file_and_line),
 		cmocka_unit_test(test_bad_values_name_line_and_reason),
+		cmocka_unit_test(test_wrong_types_ranges_and_broken_files),
 		cmocka_unit_test(test_model_config_errors),
 		cmocka_unit_test(test_missing_files_are_named),
 		cmocka_unit_test(test_print_config_masks_password),
+		cmocka_unit_test(test_training_keys_lists_and_folds),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -846,6 +846,29 @@ static void test_orientation_quadrants_in_every_tagged_format(void **state)
 			g_free(p);
 			g_object_unref(im);
 		}
+	/* out-of-range tags (patched into the EXIF block: savers refuse to write them) are
+	 * taken as 1 */
+	{
+		static const unsigned bad[] = {0, 9, 65535};
+		size_t len, i, k;
+		unsigned char *p = encode(up, ".jpg[Q=95]", &len);
+		int found = 0;
+
+		for (i = 0; i + 10 < len && !found; i++)
+			found = !memcmp(p + i, "\x01\x12\x00\x03\x00\x00\x00\x01", 8) ||
+			        !memcmp(p + i, "\x12\x01\x03\x00\x01\x00\x00\x00", 8);
+		assert_true(found);
+		i--;
+		for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+			int be = p[i] == 0x01;
+
+			p[i + 8] = (unsigned char)(be ? bad[k] >> 8 : bad[k]);
+			p[i + 9] = (unsigned char)(be ? bad[k] : bad[k] >> 8);
+			decode_ok("orientation out of range", p, len, out);
+			assert_quadrants("orientation out of range", out, quad_col, 6);
+		}
+		g_free(p);
+	}
 	g_object_unref(up);
 	free(out);
 }
@@ -884,6 +907,23 @@ static void test_cmyk_quadrants_give_the_right_rgb(void **state)
 	decode_ok("cmyk tiff without icc", p, len, out);
 	assert_quadrants("cmyk tiff without icc", out, quad_col, 2);
 	g_free(p);
+
+	/* a large one goes through shrink-on-load and a sequential read, turned 90 degrees */
+	{
+		VipsImage *big = quadrants(2048, 1536, muted);
+		VipsImage *big_cmyk, *big_turned;
+
+		assert_int_equal(
+		    vips_icc_transform(big, &big_cmyk, "cmyk", "input_profile", "srgb", NULL), 0);
+		big_turned = unorient(big_cmyk, 6);
+		p = encode(big_turned, ".jpg[Q=90]", &len);
+		decode_ok("large cmyk jpeg with icc, orientation 6", p, len, out);
+		assert_quadrants("large cmyk jpeg with icc, orientation 6", out, muted, 8);
+		g_free(p);
+		g_object_unref(big_turned);
+		g_object_unref(big_cmyk);
+		g_object_unref(big);
+	}
 
 	/* the plain path turns photos upright too */
 	turned = unorient(bare, 6);

@@ -258,13 +258,13 @@ static void test_missing_column_is_fatal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc3339_parsing),
-	    cmocka_unit_test(test_date_window_is_strict),
-	    cmocka_unit_test(test_date_selects_that_utc_day),
-	    cmocka_unit_test(test_bad_rows_become_failed_items),
-	    cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
-	    cmocka_unit_test(test_failure_reasons_stay_utf8),
-	    cmocka_unit_test(test_missing_column_is_fatal),
+		cmocka_unit_test(test_rfc3339_parsing),
+		cmocka_unit_test(test_date_window_is_strict),
+		cmocka_unit_test(test_date_selects_that_utc_day),
+		cmocka_unit_test(test_bad_rows_become_failed_items),
+		cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
+		cmocka_unit_test(test_failure_reasons_stay_utf8),
+		cmocka_unit_test(test_missing_column_is_fatal),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
