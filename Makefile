@@ -6,6 +6,10 @@
 #   make install    binary, sql/, configs, systemd units (PREFIX, DESTDIR, ...)
 #   make uninstall  remove what install put there, except configs and state
 #   V=1             show the commands
+#   TORCH_DIR=/opt/libtorch  build against the official libtorch distribution (cxx11 ABI)
+#                   instead of Debian's; with its CUDA libraries the model can run on a GPU
+#                   (model.device: cuda). CUDA_HOME (default /usr/local/cuda) gives the CUDA
+#                   toolkit's headers.
 
 SHARED ?= $(abspath ../shared)
 BUILD ?= build
@@ -13,8 +17,19 @@ CC ?= cc
 CXX ?= g++
 
 PKGS := vips libpq yaml-0.1 rdkafka libcjson libcurl libsystemd
+ifdef TORCH_DIR
+CUDA_HOME ?= /usr/local/cuda
+TORCH_INC := $(TORCH_DIR)/include -isystem $(TORCH_DIR)/include/torch/csrc/api/include
+TORCH_LIBS := -L$(TORCH_DIR)/lib -Wl,-rpath,$(TORCH_DIR)/lib -ltorch_cpu -lc10
+ifneq ($(wildcard $(TORCH_DIR)/lib/libtorch_cuda.so),)
+# torch_cuda only registers kernels, so nothing refers to it: keep it linked regardless.
+TORCH_LIBS += -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
+CXXFLAGS_CUDA := -DMODEL_WITH_CUDA -isystem $(CUDA_HOME)/include
+endif
+else
 TORCH_INC ?= /usr/include/torch/csrc/api/include
 TORCH_LIBS ?= -ltorch_cpu -lc10
+endif
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Wvla -Wno-format-truncation
@@ -22,7 +37,8 @@ CPPFLAGS += -Ipipeline -Istages -MMD -MP -D_GNU_SOURCE
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -pthread $(WARN) $(shell pkg-config --cflags $(PKGS))
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++17 -pthread -Wall -Wextra -Wno-unused-parameter -isystem $(TORCH_INC)
+CXXFLAGS += -std=c++17 -pthread -Wall -Wextra -Wno-unused-parameter -isystem $(TORCH_INC) \
+	$(CXXFLAGS_CUDA)
 LDLIBS += $(shell pkg-config --libs $(PKGS)) $(TORCH_LIBS) -lm -lpthread
 
 OUT_BIN := bin

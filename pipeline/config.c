@@ -67,6 +67,7 @@ static const char *const optimizers[] = {"AdamW", NULL};
 static const char *const losses[] = {"ArcFace", NULL};
 static const char *const metrics[] = {"mAP", NULL};
 static const char *const channels[] = {"3", NULL};
+static const char *const precisions[] = {"fp32", "fp16", NULL};
 static const char *const log_prefixes[] = {"auto", "always", "never", NULL};
 
 static const struct key_def pipeline_keys[] = {
@@ -131,6 +132,8 @@ static const struct key_def pipeline_keys[] = {
 	 "decode/resize threads; 0 = one per CPU core", 0},
 	{"pipeline.torch_threads", T_INT, F(config, torch_threads), "0", 0, 256, NULL,
 	 "libtorch intra-op threads; 0 = one per CPU core", 0},
+	{"pipeline.cpu_turns", T_BOOL, F(config, cpu_turns), "false", 0, 0, NULL,
+	 "on a CPU device, resize threads pause while a forward pass runs", 0},
 	{"run.lock_wait_s", T_INT, F(config, lock_wait_s), "0", 0, 86400, NULL,
 	 "seconds to wait while another run of the same date (or nightly, retrain) holds the "
 	 "lock; then exit 5", 0},
@@ -155,6 +158,8 @@ static const struct key_def pipeline_keys[] = {
 	 "cpu, cuda or cuda:N", 0},
 	{"model.channels_last", T_BOOL, F(config, channels_last), "true", 0, 0, NULL,
 	 "run convolutions in channels-last layout (faster on CPU)", 0},
+	{"model.precision", T_ENUM, F(config, precision), "fp32", 0, 0, precisions,
+	 "fp32, or fp16: mixed precision (autocast) on a CUDA device", 0},
 	{"retrain.labels_csv", T_PATH, F(config, retrain_labels_csv), "", 0, 0, NULL,
 	 "labelled photos for retraining: CSV with image and label columns", 0},
 	{"retrain.labels_query", T_STR, F(config, retrain_labels_query), "", 0, 0, NULL,

@@ -127,6 +127,7 @@ struct config {
 	int queue_depth;
 	int resize_threads;
 	int torch_threads;
+	int cpu_turns;			/* resize pauses during CPU forwards */
 
 	int lock_wait_s;		/* wait for another run of the same scope */
 	char metrics_dir[CONFIG_PATH_MAX]; /* textfile collector folder; "" = off */
@@ -140,6 +141,7 @@ struct config {
 	char model_weights[CONFIG_PATH_MAX];
 	char device[32];
 	int channels_last;
+	int precision;			/* 0 fp32, 1 fp16 (enum model_precision) */
 
 	/* retraining (pipeline-run --stage retrain) */
 	char retrain_labels_csv[CONFIG_PATH_MAX]; /* image,label CSV; or: */

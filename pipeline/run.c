@@ -68,6 +68,14 @@ struct run {
 	int failed;
 	struct err err;
 
+	/* CPU turns: while a forward pass runs on the CPU, resize threads wait between photos
+	 * (see cpu_turn_wait); guarded by turn_lock */
+	pthread_mutex_t turn_lock;
+	pthread_cond_t turn_done;
+	int turns, forward_running;
+	/* stage times in seconds, guarded by turn_lock */
+	double resize_s, embed_wait_s;
+
 	/* store thread only */
 	struct strset ads;
 	long photos_in, embedded, photos_failed, ads_grouped, groups;
@@ -123,6 +131,44 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
+/* ---- CPU turns ----
+ *
+ * On a CPU device the resize threads and libtorch's intra-op threads compete for the same
+ * cores. With both running at once, libtorch's threads wait at their barriers for a thread
+ * the kernel has given to a resize. Taking turns gives each stage every core while it runs:
+ * a forward pass starts at once (photos already being resized finish), and resizing resumes
+ * when it ends. With a GPU the forward does not need the cores, so there are no turns.
+ * Measured with passive OpenMP waits on 2 shared cores, turns used the same CPU per photo
+ * and were slower in wall time, so they are off unless pipeline.cpu_turns asks. */
+
+static void cpu_turn_wait(struct run *r)
+{
+	if (!r->turns)
+		return;
+	pthread_mutex_lock(&r->turn_lock);
+	while (r->forward_running)
+		pthread_cond_wait(&r->turn_done, &r->turn_lock);
+	pthread_mutex_unlock(&r->turn_lock);
+}
+
+static void cpu_turn_set(struct run *r, int running)
+{
+	if (!r->turns)
+		return;
+	pthread_mutex_lock(&r->turn_lock);
+	r->forward_running = running;
+	if (!running)
+		pthread_cond_broadcast(&r->turn_done);
+	pthread_mutex_unlock(&r->turn_lock);
+}
+
+static void add_time(struct run *r, double *sum, double dt)
+{
+	pthread_mutex_lock(&r->turn_lock);
+	*sum += dt;
+	pthread_mutex_unlock(&r->turn_lock);
+}
+
 /* ---- resize workers ---- */
 
 static void process_item(struct run *r, struct item *it)
@@ -169,6 +215,7 @@ static void *resize_worker(void *arg)
 			run_fail(r, &e);
 			break;
 		}
+		cpu_turn_wait(r);
 		pthread_mutex_lock(&r->src_lock);
 		got = stop_requested ? 0 : source_next(r->src, it, &e);
 		pthread_mutex_unlock(&r->src_lock);
@@ -179,9 +226,10 @@ static void *resize_worker(void *arg)
 			break;
 		}
 		if (it->ok) {
-			double t = observe_now();
+			double t = observe_now(), t0 = now_s();
 
 			process_item(r, it);
+			add_time(r, &r->resize_s, now_s() - t0);
 			observe_stage(&r->obs, METRICS_RESIZE, t);
 		}
 		if (queue_push(r->q_embed, it)) {
@@ -210,11 +258,14 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 			       floats * sizeof(float));
 	if (n == 0)
 		return 0;
+	cpu_turn_set(r, 1);
 	t = observe_now();
 	if (model_embed(r->model, input, n, r->ropts.height, r->ropts.width, output, &e)) {
+		cpu_turn_set(r, 0);
 		run_fail(r, &e);
 		return -1;
 	}
+	cpu_turn_set(r, 0);
 	observe_stage(&r->obs, METRICS_EMBED, t);
 	n = 0;
 	for (i = 0; i < b->n; i++) {
@@ -253,6 +304,7 @@ static void *embed_thread(void *arg)
 	}
 	while (!done) {
 		struct batch *b = calloc(1, sizeof(*b));
+		double t0;
 		void *p;
 		int got = 0;
 
@@ -262,8 +314,10 @@ static void *embed_thread(void *arg)
 			run_fail(r, &e);
 			break;
 		}
+		t0 = now_s();
 		while (b->n < bs && (got = queue_pop(r->q_embed, &p)) == 1)
 			b->items[b->n++] = p;
+		add_time(r, &r->embed_wait_s, now_s() - t0);
 		if (got < 0 || (b->n > 0 && embed_batch(r, b, input, output)) ||
 		    (b->n > 0 && queue_push(r->q_store, b))) {
 			batch_free(b);
@@ -572,6 +626,7 @@ static int open_model(struct run *r, const struct model_config *mc, const char *
 	registry_model_opts(mc, weights, r->cfg->device,
 	                    r->cfg->torch_threads ? r->cfg->torch_threads : ncpu(),
 	                    r->cfg->channels_last, &mo);
+	mo.precision = r->cfg->precision ? MODEL_PREC_FP16 : MODEL_PREC_FP32;
 	r->model = model_open(&mo, err);
 	if (!r->model)
 		return -1;
@@ -720,6 +775,26 @@ static void drain(struct run *r)
 		batch_free(p);
 }
 
+/* Where the run's time went: photo decoding summed over the resize threads, the embed
+ * thread's wait for photos, and model_embed() calls with the network's share of them. */
+static void log_stage_times(struct run *r, double elapsed)
+{
+	struct model_stats ms = {0};
+	struct rusage ru;
+	const char *omp = getenv("OMP_WAIT_POLICY");
+
+	if (r->model)
+		model_stats_get(r->model, &ms);
+	getrusage(RUSAGE_SELF, &ru);
+	log_info("run", "stage times", "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
+		 "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d "
+		 "omp_wait_policy=%s", elapsed,
+		 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+		 r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns,
+		 omp ? omp : "default");
+}
+
 /* While another process waits for the lock, keep systemd's start timeout
  * from running out and give up on a stop request. */
 static int lock_wait_tick(void *arg, double waited_s)
@@ -769,6 +844,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	r.threshold = cfg->threshold;
 	pthread_mutex_init(&r.src_lock, NULL);
 	pthread_mutex_init(&r.err_lock, NULL);
+	pthread_mutex_init(&r.turn_lock, NULL);
+	pthread_cond_init(&r.turn_done, NULL);
 	gethostname(host, sizeof(host) - 1);
 	observe_begin(&r.obs, cfg, kind, o->date, o->version);
 
@@ -803,6 +880,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		code = RUN_USAGE;
 		goto out;
 	}
+	r.turns = cfg->cpu_turns && !strcmp(model_device(r.model), "cpu");
 	if (!o->dry_run && open_store(&r, &err))
 		goto out;
 	/* Nightly Kafka workers share the partitions through their consumer
@@ -883,6 +961,7 @@ out:
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
 			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
 	}
+	log_stage_times(&r, now_s() - t0);
 	/* a run turned away by the lock leaves the running one's metrics alone */
 	if (code != RUN_BUSY)
 		observe_end(&r.obs, r.store, r.run_id, status, code, r.ads_grouped, r.groups,
@@ -902,6 +981,8 @@ out:
 	strset_free(&r.ads);
 	pthread_mutex_destroy(&r.src_lock);
 	pthread_mutex_destroy(&r.err_lock);
+	pthread_mutex_destroy(&r.turn_lock);
+	pthread_cond_destroy(&r.turn_done);
 	return code;
 }
 

@@ -18,6 +18,11 @@ extern "C" {
 
 enum model_pool { MODEL_POOL_AVG = 0, MODEL_POOL_GEM };
 
+/* FP16 runs the network under CUDA autocast (float16 convolutions, float32
+ * reductions and output); on the CPU it is refused (bf16/f16 measured slower
+ * on these CPUs). */
+enum model_precision { MODEL_PREC_FP32 = 0, MODEL_PREC_FP16 };
+
 struct model_opts {
 	const char *backbone;	/* timm name */
 	const char *weights;	/* .safetensors path */
@@ -29,6 +34,16 @@ struct model_opts {
 	int channels_last;	/* 1: run convolutions in channels-last layout */
 	int keep_bn;		/* 1: run each BatchNorm as its own op instead of folding it
 				 * into the conv before it (slower; for comparisons) */
+	enum model_precision precision;
+	int max_forward;	/* most images per CPU forward pass; 0: chosen from the
+				 * image size (see model.cpp) */
+};
+
+/* Where model_embed()'s time went, summed since model_open(). */
+struct model_stats {
+	long calls, images;
+	double call_s;		/* whole model_embed() calls */
+	double forward_s;	/* the network alone: input on the device to embeddings */
 };
 
 struct model;
@@ -63,6 +78,12 @@ int model_features_unpooled(struct model *m, const float *in, int n, int h, int 
  * classifier always sees average-pooled features, as it was trained. */
 int model_logits(struct model *m, const float *in, int n, int h, int w, float *out,
 		 int cap_classes, int *ncls, struct err *err);
+
+/* Copy M's timing counters into OUT. */
+void model_stats_get(const struct model *m, struct model_stats *out);
+
+/* "cpu", "cuda:0", ...: the device the model runs on. */
+const char *model_device(const struct model *m);
 
 void model_close(struct model *m);
 

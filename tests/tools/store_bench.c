@@ -15,7 +15,7 @@
 
 #include "store.h"
 
-#define DIM 512
+#define DIM           512
 #define PHOTOS_PER_AD 8
 
 struct ids {
@@ -44,7 +44,7 @@ static int admin_exec(PGconn *conn, const char *sql)
 /* Write ROWS photos in batches of BATCH; SALT changes the content hashes so
  * that every row is rewritten (0 repeats the first pass). */
 static int bench_images(struct store *s, int64_t run, int64_t model, struct store_image *imgs,
-			struct ids *ids, size_t rows, size_t batch, int salt, const char *label)
+                        struct ids *ids, size_t rows, size_t batch, int salt, const char *label)
 {
 	struct err err = {0};
 	double t0;
@@ -66,7 +66,7 @@ static int bench_images(struct store *s, int64_t run, int64_t model, struct stor
 }
 
 static int bench_groups(struct store *s, int64_t run, int64_t model, struct store_group *g,
-			size_t rows, size_t batch, const char *label)
+                        size_t rows, size_t batch, const char *label)
 {
 	struct err err = {0};
 	double t0 = now_s();
@@ -82,6 +82,46 @@ static int bench_groups(struct store *s, int64_t run, int64_t model, struct stor
 	printf("write_groups  %-28s batch %5zu  %8.0f rows/s\n", label, batch,
 	       (double)rows / (now_s() - t0));
 	return 0;
+}
+
+/* The same embeddings as plain multi-row INSERT statements of BATCH rows (text arrays), one
+ * transaction each, into a scratch table: what a client without COPY does. */
+static int bench_insert(PGconn *conn, const struct ids *ids, const float *emb, size_t rows,
+                        size_t batch)
+{
+	size_t cap = batch * (DIM * 16 + 64) + 256, i, k, at = 0;
+	char *sql = malloc(cap);
+	double t0;
+	int rc = -1;
+
+	if (!sql || admin_exec(conn, "CREATE TABLE bench_insert (image_id text PRIMARY KEY, "
+	                             "ad_id text, embedding real[])") != 0)
+		goto out;
+	t0 = now_s();
+	for (i = 0; i < rows; i += batch) {
+		size_t n = rows - i < batch ? rows - i : batch;
+
+		at = (size_t)snprintf(sql, cap, "INSERT INTO bench_insert VALUES ");
+		for (k = 0; k < n; k++) {
+			const float *e = emb + (i + k) * DIM;
+			int d;
+
+			at += (size_t)snprintf(sql + at, cap - at, "%s('%s','%s','{", k ? "," : "",
+			                       ids[i + k].image, ids[i + k].ad);
+			for (d = 0; d < DIM; d++)
+				at += (size_t)snprintf(sql + at, cap - at, "%s%.9g", d ? "," : "",
+				                       (double)e[d]);
+			at += (size_t)snprintf(sql + at, cap - at, "}')");
+		}
+		if (admin_exec(conn, sql) != 0)
+			goto out;
+	}
+	printf("insert_rows   %-28s batch %5zu  %8.0f rows/s\n", "new rows (text INSERT)", batch,
+	       (double)rows / (now_s() - t0));
+	rc = admin_exec(conn, "DROP TABLE bench_insert");
+out:
+	free(sql);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -128,18 +168,18 @@ int main(int argc, char **argv)
 		snprintf(ids[i].image, sizeof(ids[i].image), "%zu", 1000000 + i);
 		snprintf(ids[i].ad, sizeof(ids[i].ad), "%zu", 9000000 + i / PHOTOS_PER_AD);
 		snprintf(ids[i].group, sizeof(ids[i].group), "%s:%zu", ids[i].ad,
-			 1000000 + i - i % 2);
+		         1000000 + i - i % 2);
 		imgs[i] = (struct store_image){.image_id = ids[i].image,
-					       .ad_id = ids[i].ad,
-					       .url = "file:///data/ads/photo.jpg",
-					       .created_at = "2026-11-30T09:29:22Z",
-					       .source = "ads.csv:1",
-					       .ok = 1,
-					       .width = 512,
-					       .height = 512,
-					       .content_sha256 = ids[i].sha,
-					       .embedding = emb + i * DIM,
-					       .dim = DIM};
+		                               .ad_id = ids[i].ad,
+		                               .url = "file:///data/ads/photo.jpg",
+		                               .created_at = "2026-11-30T09:29:22Z",
+		                               .source = "ads.csv:1",
+		                               .ok = 1,
+		                               .width = 512,
+		                               .height = 512,
+		                               .content_sha256 = ids[i].sha,
+		                               .embedding = emb + i * DIM,
+		                               .dim = DIM};
 		groups[i] = (struct store_group){ids[i].image, ids[i].ad, ids[i].group};
 	}
 
@@ -155,16 +195,17 @@ int main(int argc, char **argv)
 	for (b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
 		/* Each batch size starts from empty tables. */
 		if (admin_exec(direct, "TRUNCATE ad_images, image_embeddings, image_groups,"
-				       " failures") != 0)
+		                       " failures") != 0)
 			goto out;
 		if (bench_images(s, run, model, imgs, ids, rows, batches[b], 1, "new rows") ||
 		    bench_images(s, run, model, imgs, ids, rows, batches[b], 1,
-				 "same rows again (no-op)") ||
+		                 "same rows again (no-op)") ||
 		    bench_images(s, run, model, imgs, ids, rows, batches[b], 2,
-				 "every hash changed") ||
+		                 "every hash changed") ||
 		    bench_groups(s, run, model, groups, rows, batches[b], "new rows") ||
 		    bench_groups(s, run, model, groups, rows, batches[b],
-				 "same rows again (no-op)"))
+		                 "same rows again (no-op)") ||
+		    bench_insert(direct, ids, emb, rows, batches[b]))
 			goto out;
 	}
 	rc = 0;

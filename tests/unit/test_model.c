@@ -513,6 +513,84 @@ static void test_cuda_device_without_cuda_is_clear_error(void **state)
 	assert_non_null(strstr(err.msg, "unknown device tpu"));
 }
 
+static void test_fp16_on_cpu_is_refused(void **state)
+{
+	struct model_opts o = {0};
+	struct err err = {0};
+
+	o.backbone = "mobilenetv2_100";
+	o.weights = spath(MNV2_WEIGHTS);
+	o.device = "cpu";
+	o.precision = MODEL_PREC_FP16;
+	assert_null(model_open(&o, &err));
+	assert_int_equal(err.kind, ERR_FATAL);
+	assert_non_null(strstr(err.msg, "precision fp16 needs a CUDA device, not cpu"));
+}
+
+/* The timing counters count each call and image once, and the network's share is part of
+ * the call's time. */
+static void test_stats_count_calls_and_time(void **state)
+{
+	float *in = read_f32(MNV2_DIR "mnv2_input224.f32", 2 * 3 * 224 * 224);
+	float emb[2 * FEAT];
+	struct model_stats st;
+	struct err err = {0};
+	struct model *m;
+
+	m = open_model("mobilenetv2_100", spath(MNV2_WEIGHTS), 1, 0, &err);
+	assert_non_null(m);
+	assert_string_equal(model_device(m), "cpu");
+	model_stats_get(m, &st);
+	assert_int_equal(st.calls, 0);
+	assert_int_equal(model_embed(m, in, 2, 224, 224, emb, &err), 0);
+	assert_int_equal(model_embed(m, in, 1, 224, 224, emb, &err), 0);
+	model_stats_get(m, &st);
+	assert_int_equal(st.calls, 2);
+	assert_int_equal(st.images, 3);
+	assert_true(st.forward_s > 0);
+	assert_true(st.call_s >= st.forward_s);
+	model_close(m);
+	free(in);
+}
+
+/* A batch split into several forward passes gives the rows of one pass, and both match the
+ * reference at 512 px. */
+static void test_split_forward_matches_one_pass(void **state)
+{
+	float *in = read_f32(MNV2_DIR "mnv2_input512.f32", 2 * 3 * 512 * 512);
+	float *ref = read_f32(MNV2_DIR "mnv2_features512.f32", 2 * FEAT);
+	float split[2 * FEAT], whole[2 * FEAT];
+	struct model_opts o = {0};
+	struct err err = {0};
+	struct model *m;
+	int i, j;
+
+	o.backbone = "mobilenetv2_100";
+	o.weights = spath(MNV2_WEIGHTS);
+	o.device = "cpu";
+	o.threads = 2;
+	o.channels_last = 1;
+	for (o.max_forward = 1; o.max_forward <= 2; o.max_forward++) {
+		m = model_open(&o, &err);
+		assert_non_null(m);
+		assert_int_equal(
+		    model_embed(m, in, 2, 512, 512, o.max_forward == 1 ? split : whole, &err), 0);
+		model_close(m);
+	}
+	assert_close("rows split vs one pass", split, whole, 2 * FEAT, 1e-5);
+	for (i = 0; i < 2; i++) {
+		double norm = 0;
+
+		for (j = 0; j < FEAT; j++)
+			norm += (double)ref[i * FEAT + j] * ref[i * FEAT + j];
+		for (j = 0; j < FEAT; j++)
+			ref[i * FEAT + j] = (float)(ref[i * FEAT + j] / sqrt(norm));
+	}
+	assert_close("split rows vs normalised reference", split, ref, 2 * FEAT, TOL_POOLED);
+	free(in);
+	free(ref);
+}
+
 static void test_batch_outside_bounds_is_error(void **state)
 {
 	float in[3 * 32 * 32] = {0}, out[FEAT];
@@ -569,6 +647,9 @@ int main(void)
 	    cmocka_unit_test(test_missing_weights_file_is_fatal),
 	    cmocka_unit_test(test_cuda_device_without_cuda_is_clear_error),
 	    cmocka_unit_test(test_batch_outside_bounds_is_error),
+	    cmocka_unit_test(test_fp16_on_cpu_is_refused),
+	    cmocka_unit_test(test_stats_count_calls_and_time),
+	    cmocka_unit_test(test_split_forward_matches_one_pass),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
