@@ -79,8 +79,11 @@ int resize_init(const char *argv0, int concurrency, struct err *err)
 		         "concurrency=%d", concurrency);
 	vips_concurrency_set(concurrency > 1 ? concurrency : 1);
 
-	/* LIMIT: one benchmark run in about twenty crashed with a read fault inside liborc
-	 * (libvips' run-time vector code) during a resize; not reproduced, cause unknown. */
+	/* No run-time vector code (liborc): one benchmark run in about twenty crashed with a read
+	 * fault inside liborc during a resize, and switching it off measured no difference
+	 * (decode + resize of sample and 4000x3000 JPEGs to 224 and 512, within run-to-run
+	 * noise), as JPEG decoding dominates. */
+	vips_vector_set_enabled(FALSE);
 
 	/* Every photo is new, so the operation cache only costs memory. Worse, buffer loads are
 	 * keyed by the buffer's address, which malloc reuses for the next photo. */
@@ -402,7 +405,16 @@ static int jpeg_shrunk(const struct resize_opts *o, const void *buf, size_t len,
 	    vips_resize(t[0], &t[1], (double)tw / t[0]->Xsize, "vscale", (double)th / t[0]->Ysize,
 	                NULL))
 		return -1;
-	return vips_autorot(t[1], out, NULL);
+	if (vips_image_get_orientation(hdr) <= 1) {
+		g_object_ref(t[1]);
+		*out = t[1];
+		return 0;
+	}
+	/* turning reads its input out of order, which the sequential load refuses ("out of
+	 * order read"): turn a copy of the small resized picture instead */
+	if (!(t[2] = vips_image_copy_memory(t[1])))
+		return -1;
+	return vips_autorot(t[2], out, NULL);
 }
 
 /* CMYK photos (JPEG, TIFF) are shrunk, turned upright and converted here rather than by

@@ -97,6 +97,11 @@ static int run_round(struct job *j, int threads, int show)
 		    "photos=%zu failed=%zu wall_s=%.3f photos_per_s=%.2f cpu_ms_per_photo=%.3f\n",
 		    j->n, j->failed, wall, (double)j->n / wall, 1000 * cpu / (double)j->n);
 	fflush(stdout);
+	/* a rate that includes failed photos measures the wrong thing */
+	if (j->failed) {
+		fprintf(stderr, "resize_bench: %zu of %zu photos failed\n", j->failed, j->n);
+		return -1;
+	}
 	return 0;
 }
 

@@ -186,26 +186,33 @@ static VipsImage *quadrants(int w0, int h0, const int col[4][3])
 
 /* Each quadrant of OUT (away from the borders, where resizing mixes colours) is within TOL
  * of COL in every channel, on average over the quadrant's middle. */
-static void assert_quadrants(const char *what, const float *out, const int col[4][3], double tol)
+/* As assert_quadrants() for an output of OW x OH. */
+static void assert_quadrants_wh(const char *what, const float *out, int ow, int oh,
+                                const int col[4][3], double tol)
 {
 	static const char *const name[4] = {"top left", "top right", "bottom left", "bottom right"};
 	int i, c, x, y;
 
 	for (i = 0; i < 4; i++) {
-		int x0 = (i % 2) * W / 2 + W / 8, y0 = (i / 2) * H / 2 + H / 8;
+		int x0 = (i % 2) * ow / 2 + ow / 8, y0 = (i / 2) * oh / 2 + oh / 8;
 
 		for (c = 0; c < 3; c++) {
 			double sum = 0;
 			int n = 0;
 
-			for (y = y0; y < y0 + H / 4; y++)
-				for (x = x0; x < x0 + W / 4; x++, n++)
-					sum += 255.0 * out[c * NPIX + y * W + x];
+			for (y = y0; y < y0 + oh / 4; y++)
+				for (x = x0; x < x0 + ow / 4; x++, n++)
+					sum += 255.0 * out[(size_t)c * ow * oh + (size_t)y * ow + x];
 			if (fabs(sum / n - col[i][c]) > tol)
 				fail_msg("%s: %s channel %d is %.1f, want %d +- %.0f", what,
 				         name[i], c, sum / n, col[i][c], tol);
 		}
 	}
+}
+
+static void assert_quadrants(const char *what, const float *out, const int col[4][3], double tol)
+{
+	assert_quadrants_wh(what, out, W, H, col, tol);
 }
 
 static double mad(const float *a, const float *b)
@@ -873,6 +880,41 @@ static void test_orientation_quadrants_in_every_tagged_format(void **state)
 	free(out);
 }
 
+/* Phone-size JPEGs go through shrink-on-load and a sequential read; turned ones must still
+ * decode at every output size (a 4000x3000 photo under orientation 6 once failed at 512 with
+ * "out of order read") and come out upright. */
+static void test_large_turned_jpegs_at_model_sizes(void **state)
+{
+	static const int sides[] = {224, 512};
+	VipsImage *up = quadrants(4000, 3000, quad_col);
+	float *out = malloc(sizeof(float) * 3 * 512 * 512);
+	int orient;
+	size_t k;
+
+	assert_non_null(out);
+	for (orient = 1; orient <= 8; orient++) {
+		VipsImage *im = unorient(up, orient);
+		size_t len;
+		void *p = encode(im, ".jpg[Q=85]", &len);
+
+		for (k = 0; k < sizeof(sides) / sizeof(sides[0]); k++) {
+			struct resize_opts o = opts_simple();
+			struct err err = {0};
+			char what[64];
+
+			o.width = o.height = sides[k];
+			snprintf(what, sizeof(what), "4000x3000 orientation %d to %d", orient, sides[k]);
+			if (resize_buffer(&o, p, len, out, NULL, &err))
+				fail_msg("%s: unexpected failure: %s", what, err.msg);
+			assert_quadrants_wh(what, out, sides[k], sides[k], quad_col, 6);
+		}
+		g_free(p);
+		g_object_unref(im);
+	}
+	g_object_unref(up);
+	free(out);
+}
+
 /* CMYK quadrants, with the profile that made them and without a profile (plain formula),
  * come back as the RGB colours they were made from. */
 static void test_cmyk_quadrants_give_the_right_rgb(void **state)
@@ -1273,6 +1315,13 @@ static void test_multi_page_inputs_use_the_first_page(void **state)
 	free(out);
 }
 
+/* resize_init() switches libvips' run-time vector code (liborc) off: it crashed once in a
+ * benchmark and measured no faster. */
+static void test_vector_code_is_off(void **state)
+{
+	assert_false(vips_vector_isenabled());
+}
+
 static void test_untrusted_loaders_are_blocked(void **state)
 {
 	static const char svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" "
@@ -1579,6 +1628,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_images_match_expected_csv),
 	    cmocka_unit_test(test_exif_orientations_1_to_8_come_out_upright),
 	    cmocka_unit_test(test_orientation_quadrants_in_every_tagged_format),
+	    cmocka_unit_test(test_large_turned_jpegs_at_model_sizes),
 	    cmocka_unit_test(test_cmyk_quadrants_give_the_right_rgb),
 	    cmocka_unit_test(test_untrusted_formats_are_refused_by_name),
 	    cmocka_unit_test(test_every_truncation_point_is_truncated),
@@ -1590,6 +1640,7 @@ int main(void)
 	    cmocka_unit_test(test_alpha_is_flattened_onto_white),
 	    cmocka_unit_test(test_multi_page_inputs_use_the_first_page),
 	    cmocka_unit_test(test_untrusted_loaders_are_blocked),
+	    cmocka_unit_test(test_vector_code_is_off),
 	    cmocka_unit_test(test_size_limits_and_empty_inputs),
 	    cmocka_unit_test(test_corrupt_data_reports_the_decoder_message),
 	    cmocka_unit_test(test_normalisation_exact_on_solid_colour),
