@@ -51,7 +51,7 @@ struct train_config {
 	double data_sample;    /* share of the labels used, (0, 1] */
 	char image_column[64]; /* columns of the labels CSV */
 	char label_column[64];
-	int seed;			/* -1: random */
+	int seed; /* -1: random */
 	int mixed_precision;
 };
 
@@ -72,22 +72,22 @@ struct config_props {
 struct kafka_source_config {
 	char topic[250];
 	char group_id[256];
-	char dead_letter_topic[250];	/* "" = none */
+	char dead_letter_topic[250]; /* "" = none */
 	int poll_timeout_ms;
-	int wait_timeout_s;		/* for an assignment, or the next message */
-	long long max_events;		/* per run; 0 = no limit */
+	int wait_timeout_s;   /* for an assignment, or the next message */
+	long long max_events; /* per run; 0 = no limit */
 	long long max_event_bytes;
-	int clock_skew_s;		/* backfills: margin around the window */
+	int clock_skew_s; /* backfills: margin around the window */
 	int commit_timeout_s;
 };
 
 struct fetch_config {
-	int timeout_s;			/* whole transfer */
+	int timeout_s; /* whole transfer */
 	int connect_timeout_s;
 	int max_redirects;
-	long long low_speed_bytes;	/* abort below this many bytes/s ... */
-	int low_speed_s;		/* ... for this long */
-	int allow_private;		/* may reach loopback/private addresses */
+	long long low_speed_bytes; /* abort below this many bytes/s ... */
+	int low_speed_s;           /* ... for this long */
+	int allow_private;         /* may reach loopback/private addresses */
 };
 
 struct model_config {
@@ -127,13 +127,13 @@ struct config {
 	int queue_depth;
 	int resize_threads;
 	int torch_threads;
-	int cpu_turns;			/* resize pauses during CPU forwards */
+	int cpu_turns; /* resize pauses during CPU forwards */
 
-	int lock_wait_s;		/* wait for another run of the same scope */
+	int lock_wait_s;                   /* wait for another run of the same scope */
 	char metrics_dir[CONFIG_PATH_MAX]; /* textfile collector folder; "" = off */
 	int metrics_interval_s;
-	int progress_interval_s;	/* progress lines when not on a terminal; 0 = off */
-	int log_prefix;			/* enum log_prefix */
+	int progress_interval_s; /* progress lines when not on a terminal; 0 = off */
+	int log_prefix;          /* enum log_prefix */
 	int report_thumb_px;
 	int report_max_photos;
 
@@ -141,7 +141,7 @@ struct config {
 	char model_weights[CONFIG_PATH_MAX];
 	char device[32];
 	int channels_last;
-	int precision;			/* 0 fp32, 1 fp16 (enum model_precision) */
+	int precision; /* 0 fp32, 1 fp16 (enum model_precision) */
 
 	/* retraining (pipeline-run --stage retrain) */
 	char retrain_labels_csv[CONFIG_PATH_MAX]; /* image,label CSV; or: */
@@ -157,8 +157,8 @@ struct config {
 	int retrain_promote; /* 1: gate; 0: never promote */
 	int retrain_imprint; /* ArcFace classes start at their photos' mean embedding */
 
-	double threshold;		/* NaN: take it from the active model's record */
-	double default_threshold;	/* when neither config nor model has one */
+	double threshold;         /* NaN: take it from the active model's record */
+	double default_threshold; /* when neither config nor model has one */
 	enum linkage linkage;
 
 	struct model_config model;

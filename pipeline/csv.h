@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#define CSV_LINE_MAX 65536
+#define CSV_LINE_MAX   65536
 #define CSV_FIELDS_MAX 64
 
 /* Split LINE (modified in place, no trailing newline) into at most MAX

@@ -11,9 +11,9 @@ extern "C" {
 
 enum err_kind {
 	ERR_NONE = 0,
-	ERR_INPUT,	/* bad input: record the item as failed, count it, go on */
-	ERR_RETRY,	/* retriable: back off and try again */
-	ERR_FATAL,	/* fatal: stop the run cleanly */
+	ERR_INPUT, /* bad input: record the item as failed, count it, go on */
+	ERR_RETRY, /* retriable: back off and try again */
+	ERR_FATAL, /* fatal: stop the run cleanly */
 };
 
 #define ERR_MSG_MAX 512
@@ -26,7 +26,7 @@ struct err {
 /* Fill ERR (may be NULL) with KIND and a printf-style message. Always
  * returns -1, so that callers can write `return err_set(...)`. */
 int err_set(struct err *err, enum err_kind kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefix the current message with "PREFIX: " (keeps the kind). Returns -1. */
 int err_prefix(struct err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

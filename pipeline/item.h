@@ -9,18 +9,18 @@
 extern "C" {
 #endif
 
-#define ITEM_ID_MAX 128
+#define ITEM_ID_MAX  128
 #define ITEM_URL_MAX 2048
 
 struct item {
 	char image_id[ITEM_ID_MAX];
 	char ad_id[ITEM_ID_MAX];
 	char url[ITEM_URL_MAX];
-	char created_at[40];		/* RFC 3339, as given */
-	char source[192];		/* where it came from: "ads.csv:12" */
+	char created_at[40]; /* RFC 3339, as given */
+	char source[192];    /* where it came from: "ads.csv:12" */
 
-	int ok;				/* 0 once a stage failed it */
-	int has_identity;		/* image_id and ad_id are known */
+	int ok;           /* 0 once a stage failed it */
+	int has_identity; /* image_id and ad_id are known */
 	char failure_stage[16];
 	char failure_reason[256];
 
@@ -31,10 +31,10 @@ struct item {
 	long long offset;
 	unsigned gen;
 
-	int width, height;		/* as stored */
-	char sha256[65];		/* of the photo's bytes */
-	float *tensor;			/* 3 x H x W, owned */
-	float *embedding;		/* dim floats, owned */
+	int width, height; /* as stored */
+	char sha256[65];   /* of the photo's bytes */
+	float *tensor;     /* 3 x H x W, owned */
+	float *embedding;  /* dim floats, owned */
 };
 
 /* Mark IT failed at STAGE with REASON (truncated to fit). */

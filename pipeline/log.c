@@ -12,8 +12,8 @@
 static enum log_level log_threshold = LOGL_INFO;
 static unsigned log_debug_mask;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static int log_prefix = -1;	/* -1: not decided yet */
-static int status_shown;	/* a status line is on the terminal; guarded by log_lock */
+static int log_prefix = -1; /* -1: not decided yet */
+static int status_shown;    /* a status line is on the terminal; guarded by log_lock */
 
 /* stderr is the journal when JOURNAL_STREAM ("DEV:INODE") names it; a child
  * whose stderr was redirected inherits the variable but not the stream. */
@@ -30,8 +30,9 @@ static int stderr_is_journal(void)
 
 void log_set_prefix(enum log_prefix mode)
 {
-	log_prefix = mode == LOG_PREFIX_ALWAYS ? 1 : mode == LOG_PREFIX_NEVER ? 0
-									    : stderr_is_journal();
+	log_prefix = mode == LOG_PREFIX_ALWAYS  ? 1
+	             : mode == LOG_PREFIX_NEVER ? 0
+	                                        : stderr_is_journal();
 }
 
 int log_prefixed(void)
@@ -66,8 +67,8 @@ int log_set_debug(const char *list)
 		const char *name;
 		unsigned bit;
 	} cats[] = {
-		{"all", LOGC_ALL},  {"kafka", LOGC_KAFKA}, {"pg", LOGC_PG},
-		{"vips", LOGC_VIPS}, {"torch", LOGC_TORCH},
+	    {"all", LOGC_ALL},   {"kafka", LOGC_KAFKA}, {"pg", LOGC_PG},
+	    {"vips", LOGC_VIPS}, {"torch", LOGC_TORCH},
 	};
 	const char *p = list;
 
@@ -144,7 +145,7 @@ void log_emit(enum log_level level, const char *stage, const char *msg, const ch
 		at = n > 0 ? (size_t)n : 0;
 	}
 	n = snprintf(line + at, sizeof(line) - at, "level=%s stage=%s msg=", level_name(level),
-		     stage ? stage : "-");
+	             stage ? stage : "-");
 	at += n > 0 ? (size_t)n : 0;
 	at = put_quoted(line, sizeof(line) - 2, at, msg ? msg : "");
 	if (kv_fmt && *kv_fmt && at + 2 < sizeof(line)) {

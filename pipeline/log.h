@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 enum log_level {
-	LOGL_ERROR = 3,	/* syslog priorities */
+	LOGL_ERROR = 3, /* syslog priorities */
 	LOGL_WARN = 4,
 	LOGL_INFO = 6,
 	LOGL_DEBUG = 7,
@@ -53,11 +53,11 @@ void log_status_line(const char *text);
  * (quoted in the output); KV_FMT, which may be NULL, printf-formats the
  * key=value pairs that follow. */
 void log_emit(enum log_level level, const char *stage, const char *msg, const char *kv_fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #define log_error(stage, msg, ...) log_emit(LOGL_ERROR, stage, msg, __VA_ARGS__)
-#define log_warn(stage, msg, ...) log_emit(LOGL_WARN, stage, msg, __VA_ARGS__)
-#define log_info(stage, msg, ...) log_emit(LOGL_INFO, stage, msg, __VA_ARGS__)
+#define log_warn(stage, msg, ...)  log_emit(LOGL_WARN, stage, msg, __VA_ARGS__)
+#define log_info(stage, msg, ...)  log_emit(LOGL_INFO, stage, msg, __VA_ARGS__)
 #define log_debug(cat, stage, msg, ...)                                                            \
 	do {                                                                                       \
 		if (log_debug_on(cat))                                                             \

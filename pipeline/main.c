@@ -59,20 +59,19 @@ struct opt_def {
 };
 
 static const struct opt_def opts[] = {
-	{"config", required_argument, OPT_CONFIG, "FILE",
-	 "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
-	{"date", required_argument, OPT_DATE, "YYYY-MM-DD",
-	 "backfill: only the photos created on that UTC day"},
-	{"since", required_argument, OPT_SINCE, "TIME",
-	 "backfill from TIME (RFC 3339 or YYYY-MM-DD, UTC), inclusive"},
-	{"until", required_argument, OPT_UNTIL, "TIME",
-	 "backfill up to TIME (RFC 3339 or YYYY-MM-DD, UTC), exclusive"},
-	{"from-db", no_argument, OPT_FROM_DB, NULL,
-	 "backfill: process again the photos recorded in the database for the window"},
-	{"dry-run", no_argument, OPT_DRY_RUN, NULL,
-	 "decode and embed the photos but write nothing"},
-	{"threshold", required_argument, OPT_THRESHOLD, "X",
-	 "cosine similarity threshold for grouping (overrides the config)"},
+    {"config", required_argument, OPT_CONFIG, "FILE",
+     "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
+    {"date", required_argument, OPT_DATE, "YYYY-MM-DD",
+     "backfill: only the photos created on that UTC day"},
+    {"since", required_argument, OPT_SINCE, "TIME",
+     "backfill from TIME (RFC 3339 or YYYY-MM-DD, UTC), inclusive"},
+    {"until", required_argument, OPT_UNTIL, "TIME",
+     "backfill up to TIME (RFC 3339 or YYYY-MM-DD, UTC), exclusive"},
+    {"from-db", no_argument, OPT_FROM_DB, NULL,
+     "backfill: process again the photos recorded in the database for the window"},
+    {"dry-run", no_argument, OPT_DRY_RUN, NULL, "decode and embed the photos but write nothing"},
+    {"threshold", required_argument, OPT_THRESHOLD, "X",
+     "cosine similarity threshold for grouping (overrides the config)"},
     {"stage", required_argument, OPT_STAGE, "NAME",
      "nightly (default) or retrain: train, evaluate and register a new model"},
     {"resume", no_argument, OPT_RESUME, NULL, "retrain: continue from the last epoch's checkpoint"},
@@ -80,19 +79,19 @@ static const struct opt_def opts[] = {
      "make a registered model the active one"},
     {"rollback", no_argument, OPT_ROLLBACK, NULL,
      "make the model that was active before the last promotion active again"},
-	{"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
-	 "print the effective configuration and exit"},
-	{"truth", required_argument, OPT_TRUTH, "CSV",
-	 "evaluate: true items, columns image_id,ad_id,item"},
-	{"labels", required_argument, OPT_LABELS, "CSV",
-	 "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
-	{"out", required_argument, OPT_OUT, "DIR", "report: folder for index.html"},
-	{"limit", required_argument, OPT_LIMIT, "N", "status: how many runs to list (default 10)"},
-	{"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
-	{"debug", required_argument, OPT_DEBUG, "LIST",
-	 "debug lines for categories: kafka,pg,vips,torch,all"},
-	{"version", no_argument, OPT_VERSION, NULL, "print the version and exit"},
-	{"help", no_argument, OPT_HELP, NULL, "this help"},
+    {"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
+     "print the effective configuration and exit"},
+    {"truth", required_argument, OPT_TRUTH, "CSV",
+     "evaluate: true items, columns image_id,ad_id,item"},
+    {"labels", required_argument, OPT_LABELS, "CSV",
+     "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
+    {"out", required_argument, OPT_OUT, "DIR", "report: folder for index.html"},
+    {"limit", required_argument, OPT_LIMIT, "N", "status: how many runs to list (default 10)"},
+    {"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
+    {"debug", required_argument, OPT_DEBUG, "LIST",
+     "debug lines for categories: kafka,pg,vips,torch,all"},
+    {"version", no_argument, OPT_VERSION, NULL, "print the version and exit"},
+    {"help", no_argument, OPT_HELP, NULL, "this help"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -102,40 +101,41 @@ static void usage(FILE *out)
 	size_t i;
 
 	fprintf(out,
-		"usage: pipeline-run [COMMAND] [OPTIONS]\n"
-		"\n"
-		"Group the photos of each bicycle ad: read new photos, resize, embed, group by\n"
-		"cosine similarity and write a group id per photo to PostgreSQL.\n"
-		"\n"
-		"commands:\n"
-		"  run        the nightly job, or a backfill with --date (default)\n"
+	        "usage: pipeline-run [COMMAND] [OPTIONS]\n"
+	        "\n"
+	        "Group the photos of each bicycle ad: read new photos, resize, embed, group by\n"
+	        "cosine similarity and write a group id per photo to PostgreSQL.\n"
+	        "\n"
+	        "commands:\n"
+	        "  run        the nightly job, or a backfill with --date (default)\n"
 	        "  retrain    the weekly retraining (same as --stage retrain)\n"
-		"  migrate    apply pending database migrations\n"
-		"  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
-		"  status     last runs, the active model, pending failures, runs going now\n"
-		"  report     an HTML page of the groups of the ads of --date, into --out DIR\n"
-		"\n"
-		"options:\n");
+	        "  migrate    apply pending database migrations\n"
+	        "  evaluate   score the stored groups (--truth) and embeddings (--labels)\n"
+	        "  status     last runs, the active model, pending failures, runs going now\n"
+	        "  report     an HTML page of the groups of the ads of --date, into --out DIR\n"
+	        "\n"
+	        "options:\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[64];
 
 		if (opts[i].id < 256)
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].id, opts[i].name,
-				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+			         opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name,
-				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+			         opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
 		fprintf(out, "  %-28s %s\n", left, opts[i].help);
 	}
-	fprintf(out,
-		"\n"
-		"exit codes:\n"
-		"  0  ok\n"
-		"  1  failed: the run could not finish (nothing half-done is committed)\n"
-		"  2  usage or configuration error\n"
-		"  3  finished, but some photos failed (recorded with their reasons)\n"
-		"  4  stopped by SIGTERM/SIGINT: the photos in flight were written, the rest not\n"
-		"  5  busy: another run of the same date (or nightly) holds the lock; nothing done\n");
+	fprintf(
+	    out,
+	    "\n"
+	    "exit codes:\n"
+	    "  0  ok\n"
+	    "  1  failed: the run could not finish (nothing half-done is committed)\n"
+	    "  2  usage or configuration error\n"
+	    "  3  finished, but some photos failed (recorded with their reasons)\n"
+	    "  4  stopped by SIGTERM/SIGINT: the photos in flight were written, the rest not\n"
+	    "  5  busy: another run of the same date (or nightly) holds the lock; nothing done\n");
 }
 
 static void on_signal(int sig)
@@ -296,8 +296,10 @@ int main(int argc, char **argv)
 
 			limit = strtol(optarg, &end, 10);
 			if (end == optarg || *end || limit < 1 || limit > 10000) {
-				fprintf(stderr, "pipeline-run: --limit: '%s' is not a count in "
-					"[1, 10000]\n", optarg);
+				fprintf(stderr,
+				        "pipeline-run: --limit: '%s' is not a count in "
+				        "[1, 10000]\n",
+				        optarg);
 				return RUN_USAGE;
 			}
 			break;
@@ -308,7 +310,7 @@ int main(int argc, char **argv)
 		case OPT_DEBUG:
 			if (log_set_debug(optarg)) {
 				fprintf(stderr, "pipeline-run: --debug: unknown category in '%s'\n",
-					optarg);
+				        optarg);
 				return RUN_USAGE;
 			}
 			break;
@@ -377,7 +379,8 @@ int main(int argc, char **argv)
 			return RUN_USAGE;
 		}
 		if (from_db && !w.since && !w.until) {
-			fprintf(stderr, "pipeline-run: --from-db needs --date or --since/--until\n");
+			fprintf(stderr,
+			        "pipeline-run: --from-db needs --date or --since/--until\n");
 			return RUN_USAGE;
 		}
 	}
@@ -396,8 +399,10 @@ int main(int argc, char **argv)
 		double t = strtod(threshold, &end);
 
 		if (end == threshold || *end || t < -1 || t > 1) {
-			fprintf(stderr, "pipeline-run: --threshold: '%s' is not a number in "
-				"[-1, 1]\n", threshold);
+			fprintf(stderr,
+			        "pipeline-run: --threshold: '%s' is not a number in "
+			        "[-1, 1]\n",
+			        threshold);
 			goto out;
 		}
 		cfg->threshold = t;

@@ -30,7 +30,7 @@
 #include "store.h"
 #include "strset.h"
 
-#define GROUP_ADS_PER_TX 256
+#define GROUP_ADS_PER_TX  256
 #define UNGROUPED_ADS_MAX 100000
 
 static volatile sig_atomic_t stop_requested;
@@ -57,8 +57,8 @@ struct run {
 	struct store *store;
 	struct run_lock *lock;
 	struct observe obs;
-	struct queue *q_embed;	/* struct item * */
-	struct queue *q_store;	/* struct batch * */
+	struct queue *q_embed; /* struct item * */
+	struct queue *q_store; /* struct batch * */
 	int64_t run_id, model_id;
 	double threshold;
 	int dim;
@@ -354,8 +354,10 @@ static int store_retry(struct run *r, store_op op, void *arg, struct err *err)
 		}
 		if (attempt >= r->cfg->db_retries)
 			return err_prefix(err, "database still failing after %d attempts", attempt);
-		log_warn("store", "database unavailable, retrying", "attempt=%d delay_s=%.1f "
-			 "error=\"%s\"", attempt, delay, err->msg);
+		log_warn("store", "database unavailable, retrying",
+		         "attempt=%d delay_s=%.1f "
+		         "error=\"%s\"",
+		         attempt, delay, err->msg);
 		usleep((useconds_t)(delay * 1e6));
 		delay = delay * 2 > 8 ? 8 : delay * 2;
 		store_close(r->store);
@@ -405,7 +407,7 @@ static int op_write_failure(struct run *r, void *arg, struct err *err)
 	const struct item *it = arg;
 
 	return store_write_failure(r->store, r->run_id, it->source, NULL, NULL, it->failure_stage,
-				   it->failure_reason, err);
+	                           it->failure_reason, err);
 }
 
 static int store_batch(struct run *r, struct batch *b, struct err *err)
@@ -432,9 +434,10 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 			r->embedded++;
 		} else {
 			r->photos_failed++;
-			log_debug(LOGC_ALL, "run", "photo failed", "image_id=%s source=%s stage=%s "
-				  "reason=\"%s\"", it->image_id, it->source, it->failure_stage,
-				  it->failure_reason);
+			log_debug(LOGC_ALL, "run", "photo failed",
+			          "image_id=%s source=%s stage=%s "
+			          "reason=\"%s\"",
+			          it->image_id, it->source, it->failure_stage, it->failure_reason);
 		}
 		if (it->has_identity && strset_add(&r->ads, it->ad_id) < 0)
 			return err_set(err, ERR_FATAL, "out of memory");
@@ -448,7 +451,7 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 struct group_job {
 	char **ads;
 	size_t n;
-	struct store_group *rows;	/* image_id and group_id owned */
+	struct store_group *rows; /* image_id and group_id owned */
 	size_t nrows, cap;
 	long ads_grouped, groups;
 };
@@ -467,7 +470,7 @@ static void job_clear(struct group_job *job)
 }
 
 static int job_add(struct group_job *job, const char *ad, const char *image_id,
-		   const char *first_id, struct err *err)
+                   const char *first_id, struct err *err)
 {
 	char gid[2 * ITEM_ID_MAX + 2];
 	struct store_group *row;
@@ -516,16 +519,16 @@ static int group_ads(struct run *r, struct group_job *job, struct err *err)
 		}
 		if (set.n)
 			g = group_cluster(set.emb, set.n, set.dim,
-					  (const char *const *)set.image_ids, r->threshold,
-					  r->cfg->linkage, labels, err);
+			                  (const char *const *)set.image_ids, r->threshold,
+			                  r->cfg->linkage, labels, err);
 		if (g < 0) {
 			log_warn("group", "ad not grouped", "ad_id=%s error=\"%s\"", job->ads[a],
-				 err->msg);
+			         err->msg);
 			err_clear(err);
 		}
 		for (i = 0; g > 0 && i < set.n; i++)
 			if (job_add(job, job->ads[a], set.image_ids[i], set.image_ids[labels[i]],
-				    err))
+			            err))
 				g = -2;
 		free(labels);
 		store_emb_set_free(&set);
@@ -577,7 +580,7 @@ static int op_add_ungrouped(struct run *r, void *arg, struct err *err)
 	free(ads);
 	if (added)
 		log_info("run", "ads left ungrouped by an earlier run are grouped too", "ads=%zu",
-			 added);
+		         added);
 	return ret;
 }
 
@@ -710,8 +713,8 @@ static int open_store(struct run *r, struct err *err)
 		goto out;
 	if (active && active != r->model_id) {
 		log_info("run", "configured weights are registered but not active",
-			 "model_id=%lld active_model_id=%lld hint=\"pipeline-run --promote %lld\"",
-			 (long long)r->model_id, (long long)active, (long long)r->model_id);
+		         "model_id=%lld active_model_id=%lld hint=\"pipeline-run --promote %lld\"",
+		         (long long)r->model_id, (long long)active, (long long)r->model_id);
 		if (switch_to_active(r, active, err))
 			goto out;
 		r->model_id = active;
@@ -725,7 +728,7 @@ out:
 }
 
 static int start_stages(struct run *r, pthread_t *workers, int nworkers, pthread_t *embedder,
-			struct err *err)
+                        struct err *err)
 {
 	int i;
 
@@ -786,13 +789,15 @@ static void log_stage_times(struct run *r, double elapsed)
 	if (r->model)
 		model_stats_get(r->model, &ms);
 	getrusage(RUSAGE_SELF, &ru);
-	log_info("run", "stage times", "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
-		 "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d "
-		 "omp_wait_policy=%s", elapsed,
-		 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-		 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-		 r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns,
-		 omp ? omp : "default");
+	log_info("run", "stage times",
+	         "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
+	         "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d "
+	         "omp_wait_policy=%s",
+	         elapsed,
+	         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+	         r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns,
+	         omp ? omp : "default");
 }
 
 /* While another process waits for the lock, keep systemd's start timeout
@@ -815,7 +820,7 @@ static int take_lock(struct run *r, const char *kind, struct err *err)
 
 	lock_scope(kind, r->opts->date, scope);
 	rc = lock_take(r->cfg->db_conninfo, scope, r->cfg->lock_wait_s, lock_wait_tick, NULL,
-		       &r->lock, err);
+	               &r->lock, err);
 	if (rc)
 		return rc > 0 ? RUN_BUSY : RUN_FAILED;
 	if (lock_close_abandoned(r->store, kind, r->opts->date, &abandoned, err))
@@ -904,12 +909,13 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		goto out;
 	source_set_stop(r.src, &stop_requested);
 	observe_ready(&r.obs, r.store, r.run_id, r.model_id, observe_count_source(cfg, &win));
-	log_info("run", "run started", "run_id=%lld source=%s date=%s since=%s until=%s "
-		 "model_id=%lld threshold=%.3f linkage=%s resize_threads=%d batch=%d dry_run=%d",
-		 (long long)r.run_id, config_source_name(cfg->source), o->date ? o->date : "all",
-		 o->since ? o->since : "-", o->until ? o->until : "-", (long long)r.model_id,
-		 r.threshold,
-		 config_linkage_name(cfg->linkage), nworkers, cfg->batch_size, o->dry_run);
+	log_info("run", "run started",
+	         "run_id=%lld source=%s date=%s since=%s until=%s "
+	         "model_id=%lld threshold=%.3f linkage=%s resize_threads=%d batch=%d dry_run=%d",
+	         (long long)r.run_id, config_source_name(cfg->source), o->date ? o->date : "all",
+	         o->since ? o->since : "-", o->until ? o->until : "-", (long long)r.model_id,
+	         r.threshold, config_linkage_name(cfg->linkage), nworkers, cfg->batch_size,
+	         o->dry_run);
 
 	if (nworkers > 256)
 		nworkers = 256;
@@ -939,23 +945,30 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	 * A refused commit loses nothing (the next run reads those events
 	 * again and its writes change nothing), so it does not fail the run. */
 	if (!o->dry_run && source_commit(r.src, &err)) {
-		log_warn("run", "source position not committed; the next run reads those events "
-			 "again", "error=\"%s\"", err.msg);
+		log_warn("run",
+		         "source position not committed; the next run reads those events "
+		         "again",
+		         "error=\"%s\"", err.msg);
 		err_clear(&err);
 	}
 	code = stop_requested ? RUN_STOPPED : r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
-	status = code == RUN_OK ? "ok" : code == RUN_PARTIAL ? "partial"
-		 : code == RUN_STOPPED ? "stopped" : code == RUN_BUSY ? "busy" : "failed";
+	status = code == RUN_OK        ? "ok"
+	         : code == RUN_PARTIAL ? "partial"
+	         : code == RUN_STOPPED ? "stopped"
+	         : code == RUN_BUSY    ? "busy"
+	                               : "failed";
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
-			  err.msg);
+		          err.msg);
 	if (code == RUN_STOPPED)
-		err_set(&err, ERR_FATAL, "stopped by a signal after %ld photos; what was processed "
-			"is written", r.photos_in);
+		err_set(&err, ERR_FATAL,
+		        "stopped by a signal after %ld photos; what was processed "
+		        "is written",
+		        r.photos_in);
 	if (r.store && r.run_id) {
 		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
-					     r.ads_grouped, now_s() - t0};
+		                             r.ads_grouped, now_s() - t0};
 		struct err e2 = {0};
 
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
@@ -965,12 +978,13 @@ out:
 	/* a run turned away by the lock leaves the running one's metrics alone */
 	if (code != RUN_BUSY)
 		observe_end(&r.obs, r.store, r.run_id, status, code, r.ads_grouped, r.groups,
-			    code == RUN_OK || code == RUN_PARTIAL ? NULL : err.msg);
-	log_info("run", "run finished", "run_id=%lld status=%s photos_in=%ld embedded=%ld "
-		 "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
-		 (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
-		 r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
-		 stop_requested ? " stopped_early=1" : "");
+		            code == RUN_OK || code == RUN_PARTIAL ? NULL : err.msg);
+	log_info("run", "run finished",
+	         "run_id=%lld status=%s photos_in=%ld embedded=%ld "
+	         "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
+	         (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
+	         r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
+	         stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);
 	lock_release(r.lock);
@@ -1029,7 +1043,7 @@ static void table_free(struct table *t)
 
 /* Load PATH requiring the NCOL columns named in COLS. */
 static int table_load(const char *path, const char *const *cols, int ncol, struct table *t,
-		      struct err *err)
+                      struct err *err)
 {
 	FILE *fp = fopen(path, "r");
 	char *buf = malloc(CSV_LINE_MAX);
@@ -1095,8 +1109,7 @@ out:
 
 #define CELL(t, row, c) ((t)->fields[row][(t)->col[c]])
 
-static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
-		       struct err *err)
+static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv, struct err *err)
 {
 	static const char *const cols[] = {"image_id", "ad_id", "item"};
 	struct store_group_set gs = {0};
@@ -1119,7 +1132,7 @@ static int eval_groups(struct store *s, int64_t model_id, const char *truth_csv,
 	pred = g_hash_table_new(g_str_hash, g_str_equal);
 	for (i = 0; i < gs.n; i++)
 		g_hash_table_insert(pred, (gpointer)gs.rows[i].image_id,
-				    (gpointer)gs.rows[i].group_id);
+		                    (gpointer)gs.rows[i].group_id);
 	for (i = 0; i < t.n; i++) {
 		p[i].image_id = CELL(&t, i, 0);
 		p[i].ad_id = CELL(&t, i, 1);
@@ -1142,7 +1155,7 @@ out:
 }
 
 static int eval_retrieval(struct store *s, int64_t model_id, const char *labels_csv, int k,
-			  struct err *err)
+                          struct err *err)
 {
 	static const char *const cols[] = {"image", "label"};
 	struct store_emb_set es = {0};

@@ -14,19 +14,19 @@
 #include "err.h"
 
 enum run_exit {
-	RUN_OK = 0,		/* everything processed */
-	RUN_FAILED = 1,		/* the run could not finish; nothing half-done is committed */
-	RUN_USAGE = 2,		/* bad command line or configuration */
-	RUN_PARTIAL = 3,	/* finished, some photos failed (recorded with reasons) */
-	RUN_STOPPED = 4,	/* stopped by a signal: what was processed is written */
-	RUN_BUSY = 5,		/* another run of the same scope holds the lock; nothing done */
+	RUN_OK = 0,      /* everything processed */
+	RUN_FAILED = 1,  /* the run could not finish; nothing half-done is committed */
+	RUN_USAGE = 2,   /* bad command line or configuration */
+	RUN_PARTIAL = 3, /* finished, some photos failed (recorded with reasons) */
+	RUN_STOPPED = 4, /* stopped by a signal: what was processed is written */
+	RUN_BUSY = 5,    /* another run of the same scope holds the lock; nothing done */
 };
 
 struct run_opts {
-	const char *date;	/* "YYYY-MM-DD" or NULL for every row */
-	const char *since;	/* RFC 3339 or YYYY-MM-DD, or NULL (with until: a window) */
+	const char *date;  /* "YYYY-MM-DD" or NULL for every row */
+	const char *since; /* RFC 3339 or YYYY-MM-DD, or NULL (with until: a window) */
 	const char *until;
-	int dry_run;		/* process photos, write nothing */
+	int dry_run; /* process photos, write nothing */
 	const char *version;
 };
 

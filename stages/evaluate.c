@@ -53,9 +53,9 @@ int eval_grouping(struct eval_photo *p, size_t n, struct eval_grouping *out, str
 	out->photos = (long)n;
 	out->precision = out->tp + out->fp ? (double)out->tp / (double)(out->tp + out->fp) : 1.0;
 	out->recall = out->tp + out->fn ? (double)out->tp / (double)(out->tp + out->fn) : 1.0;
-	out->f1 = out->precision + out->recall > 0 ?
-			  2 * out->precision * out->recall / (out->precision + out->recall) :
-			  0.0;
+	out->f1 = out->precision + out->recall > 0
+	              ? 2 * out->precision * out->recall / (out->precision + out->recall)
+	              : 0.0;
 	out->exact_share = out->ads ? (double)out->ads_exact / (double)out->ads : 0.0;
 	(void)err;
 	return 0;
@@ -76,7 +76,7 @@ static int cmp_ranked(const void *pa, const void *pb)
 }
 
 int eval_map_at_k(const float *emb, size_t n, int dim, const int *labels, int k, double *map,
-		  size_t *queries, struct err *err)
+                  size_t *queries, struct err *err)
 {
 	struct ranked *row = NULL;
 	double total = 0;

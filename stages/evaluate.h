@@ -24,8 +24,8 @@ extern "C" {
 struct eval_photo {
 	const char *image_id;
 	const char *ad_id;
-	const char *truth;	/* true item of the photo */
-	const char *pred;	/* predicted group; NULL: not grouped (its own group) */
+	const char *truth; /* true item of the photo */
+	const char *pred;  /* predicted group; NULL: not grouped (its own group) */
 };
 
 struct eval_grouping {
@@ -42,7 +42,7 @@ int eval_grouping(struct eval_photo *p, size_t n, struct eval_grouping *out, str
 /* mAP@K of N L2-normalised embeddings (N x DIM) with integer LABELS.
  * *QUERIES (may be NULL) receives the number of queries that counted. */
 int eval_map_at_k(const float *emb, size_t n, int dim, const int *labels, int k, double *map,
-		  size_t *queries, struct err *err);
+                  size_t *queries, struct err *err);
 
 #ifdef __cplusplus
 }

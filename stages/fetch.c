@@ -75,7 +75,7 @@ static int url_unescape(const char *in, char *out, size_t cap)
 }
 
 static int read_file(const struct fetch *f, const char *url, void **buf, size_t *len,
-		     struct err *err)
+                     struct err *err)
 {
 	char path[4096];
 	char *real = NULL;
@@ -109,7 +109,7 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 	}
 	if ((unsigned long long)st.st_size > f->max_bytes) {
 		err_set(err, ERR_INPUT, "too large: %lld bytes, limit %zu", (long long)st.st_size,
-			f->max_bytes);
+		        f->max_bytes);
 		goto out;
 	}
 	data = malloc(st.st_size ? (size_t)st.st_size : 1);
@@ -123,8 +123,8 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			err_set(err, ERR_INPUT, "read failed: %s", r < 0 ? strerror(errno) :
-				"file shrank while reading");
+			err_set(err, ERR_INPUT, "read failed: %s",
+			        r < 0 ? strerror(errno) : "file shrank while reading");
 			goto out;
 		}
 		got += (size_t)r;
@@ -152,8 +152,8 @@ int fetch_global_init(struct err *err)
 struct sink {
 	char *data;
 	size_t n, cap, max;
-	int over;		/* more than max bytes came */
-	int blocked;		/* a connection to a refused address was asked for */
+	int over;    /* more than max bytes came */
+	int blocked; /* a connection to a refused address was asked for */
 	int allow_private;
 };
 
@@ -164,7 +164,7 @@ static size_t sink_write(char *p, size_t size, size_t nmemb, void *arg)
 
 	if (n > s->max - s->n) {
 		s->over = 1;
-		return 0;	/* aborts the transfer */
+		return 0; /* aborts the transfer */
 	}
 	if (s->n + n > s->cap) {
 		size_t cap = s->cap ? s->cap : 65536;
@@ -198,7 +198,8 @@ static int address_private(const struct sockaddr *sa)
 	}
 	if (sa->sa_family == AF_INET6) {
 		const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0,    0,
+		                                           0, 0, 0, 0, 0xff, 0xff};
 		struct sockaddr_in v4;
 
 		if (!memcmp(b, v4mapped, 12)) {
@@ -229,7 +230,7 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 /* LIMIT: one transfer per photo with a fresh handle: no connection reuse
  * between photos of one host. */
 static int read_http(const struct fetch *f, const char *url, void **buf, size_t *len,
-		     struct err *err)
+                     struct err *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct sink s = {0};
@@ -250,10 +251,11 @@ static int read_http(const struct fetch *f, const char *url, void **buf, size_t 
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)f->max_redirects);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
-			 (long)(f->connect_timeout_s > 0 ? f->connect_timeout_s : 10));
+	                 (long)(f->connect_timeout_s > 0 ? f->connect_timeout_s : 10));
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
-			 (long)(f->low_speed_bytes > 0 ? f->low_speed_bytes : 1));
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(f->low_speed_s > 0 ? f->low_speed_s : 10));
+	                 (long)(f->low_speed_bytes > 0 ? f->low_speed_bytes : 1));
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+	                 (long)(f->low_speed_s > 0 ? f->low_speed_s : 10));
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_bytes);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
@@ -269,8 +271,9 @@ static int read_http(const struct fetch *f, const char *url, void **buf, size_t 
 	case CURLE_OK:
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		err_set(err, ERR_INPUT, "http: timed out (limit %ld s, or slower than %lld bytes/s)",
-			timeout, f->low_speed_bytes);
+		err_set(err, ERR_INPUT,
+		        "http: timed out (limit %ld s, or slower than %lld bytes/s)", timeout,
+		        f->low_speed_bytes);
 		goto out;
 	case CURLE_COULDNT_RESOLVE_HOST:
 		err_set(err, ERR_INPUT, "http: host not found");
@@ -286,16 +289,19 @@ static int read_http(const struct fetch *f, const char *url, void **buf, size_t 
 		goto out;
 	case CURLE_WRITE_ERROR:
 		if (s.over)
-			err_set(err, ERR_INPUT, "too large: over the limit of %zu bytes", f->max_bytes);
+			err_set(err, ERR_INPUT, "too large: over the limit of %zu bytes",
+			        f->max_bytes);
 		else
 			err_set(err, ERR_FATAL, "out of memory fetching a photo");
 		goto out;
 	default:
 		if (s.blocked)
-			err_set(err, ERR_INPUT, "http: address not allowed (loopback, private or "
-				"link-local network)");
+			err_set(err, ERR_INPUT,
+			        "http: address not allowed (loopback, private or "
+			        "link-local network)");
 		else
-			err_set(err, ERR_INPUT, "http: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			err_set(err, ERR_INPUT, "http: %s",
+			        errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		goto out;
 	}
 	if (status != 200) {

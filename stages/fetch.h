@@ -21,15 +21,15 @@ extern "C" {
 #define FETCH_MAX_ROOTS 16
 
 struct fetch {
-	char *roots[FETCH_MAX_ROOTS];	/* resolved absolute folders */
+	char *roots[FETCH_MAX_ROOTS]; /* resolved absolute folders */
 	size_t nroots;
 	size_t max_bytes;
 	/* http(s) bounds; 0 takes the built-in default */
 	int timeout_s, connect_timeout_s, max_redirects;
 	long long low_speed_bytes;
 	int low_speed_s;
-	int allow_private;	/* http(s) may reach loopback/private addresses */
-	const char *user_agent;	/* may be NULL */
+	int allow_private;      /* http(s) may reach loopback/private addresses */
+	const char *user_agent; /* may be NULL */
 };
 
 /* Set up libcurl once per process, before any thread fetches. */

@@ -50,20 +50,21 @@ static int cmp_index(const void *pa, const void *pb)
 }
 
 int group_cluster(const float *emb, size_t n, int dim, const char *const *image_ids,
-		  double threshold, enum linkage linkage, int *labels, struct err *err)
+                  double threshold, enum linkage linkage, int *labels, struct err *err)
 {
-	int *order = NULL;	/* position -> caller index, in image-id order */
-	int *cluster = NULL;	/* position -> cluster representative position */
-	int *size = NULL;	/* cluster size, by representative */
-	double *sim = NULL;	/* linkage similarity between representatives */
+	int *order = NULL;   /* position -> caller index, in image-id order */
+	int *cluster = NULL; /* position -> cluster representative position */
+	int *size = NULL;    /* cluster size, by representative */
+	double *sim = NULL;  /* linkage similarity between representatives */
 	size_t i, j;
 	int groups = -1;
 
 	if (n == 0)
 		return 0;
 	if (n > GROUP_MAX_PHOTOS)
-		return err_set(err, ERR_INPUT, "ad has %zu photos, more than the %d grouped at most",
-			       n, GROUP_MAX_PHOTOS);
+		return err_set(err, ERR_INPUT,
+		               "ad has %zu photos, more than the %d grouped at most", n,
+		               GROUP_MAX_PHOTOS);
 	order = malloc(n * sizeof(*order));
 	cluster = malloc(n * sizeof(*cluster));
 	size = malloc(n * sizeof(*size));

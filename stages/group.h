@@ -29,7 +29,7 @@ int group_id_cmp(const char *a, const char *b);
  * order) of the photo with the smallest image id in its group, so equal
  * labels mean one group. Returns the number of groups, or -1. */
 int group_cluster(const float *emb, size_t n, int dim, const char *const *image_ids,
-		  double threshold, enum linkage linkage, int *labels, struct err *err);
+                  double threshold, enum linkage linkage, int *labels, struct err *err);
 
 /* Write the group id for an ad and the smallest image id of the group into
  * OUT: "AD_ID/IMAGE_ID". */

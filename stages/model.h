@@ -24,26 +24,26 @@ enum model_pool { MODEL_POOL_AVG = 0, MODEL_POOL_GEM };
 enum model_precision { MODEL_PREC_FP32 = 0, MODEL_PREC_FP16 };
 
 struct model_opts {
-	const char *backbone;	/* timm name */
-	const char *weights;	/* .safetensors path */
+	const char *backbone; /* timm name */
+	const char *weights;  /* .safetensors path */
 	enum model_pool pool;
-	float gem_p;		/* GeM exponent when pool is GEM (default 3) */
-	int embedding_size;	/* expected head size; checked against the weights */
-	const char *device;	/* "cpu", "cuda", "cuda:N" */
-	int threads;		/* intra-op threads; 0 leaves libtorch's default */
-	int channels_last;	/* 1: run convolutions in channels-last layout */
-	int keep_bn;		/* 1: run each BatchNorm as its own op instead of folding it
-				 * into the conv before it (slower; for comparisons) */
+	float gem_p;        /* GeM exponent when pool is GEM (default 3) */
+	int embedding_size; /* expected head size; checked against the weights */
+	const char *device; /* "cpu", "cuda", "cuda:N" */
+	int threads;        /* intra-op threads; 0 leaves libtorch's default */
+	int channels_last;  /* 1: run convolutions in channels-last layout */
+	int keep_bn;        /* 1: run each BatchNorm as its own op instead of folding it
+	                     * into the conv before it (slower; for comparisons) */
 	enum model_precision precision;
-	int max_forward;	/* most images per CPU forward pass; 0: chosen from the
-				 * image size (see model.cpp) */
+	int max_forward; /* most images per CPU forward pass; 0: chosen from the
+	                  * image size (see model.cpp) */
 };
 
 /* Where model_embed()'s time went, summed since model_open(). */
 struct model_stats {
 	long calls, images;
-	double call_s;		/* whole model_embed() calls */
-	double forward_s;	/* the network alone: input on the device to embeddings */
+	double call_s;    /* whole model_embed() calls */
+	double forward_s; /* the network alone: input on the device to embeddings */
 };
 
 struct model;
@@ -66,18 +66,18 @@ int model_embed(struct model *m, const float *in, int n, int h, int w, float *ou
 
 /* Pooled backbone features, N x 1280, before the head (for tests). */
 int model_features(struct model *m, const float *in, int n, int h, int w, float *out,
-		   struct err *err);
+                   struct err *err);
 
 /* Backbone output before pooling, N x 1280 x ceil(H/32) x ceil(W/32). */
 int model_features_unpooled(struct model *m, const float *in, int n, int h, int w, float *out,
-			    size_t cap, struct err *err);
+                            size_t cap, struct err *err);
 
 /* Classifier logits when the weights have "classifier.*"; *NCLS receives the
  * class count. OUT holds N x CAP_CLASSES floats: row i starts at
  * OUT + i * CAP_CLASSES and its first *NCLS entries are written. The
  * classifier always sees average-pooled features, as it was trained. */
-int model_logits(struct model *m, const float *in, int n, int h, int w, float *out,
-		 int cap_classes, int *ncls, struct err *err);
+int model_logits(struct model *m, const float *in, int n, int h, int w, float *out, int cap_classes,
+                 int *ncls, struct err *err);
 
 /* Copy M's timing counters into OUT. */
 void model_stats_get(const struct model *m, struct model_stats *out);

@@ -18,26 +18,26 @@ extern "C" {
 #endif
 
 enum resize_norm {
-	RESIZE_NORM_SIMPLE = 0,	/* x / 255 */
-	RESIZE_NORM_IMAGENET,	/* (x/255 - mean) / std with ImageNet's mean/std */
-	RESIZE_NORM_CUSTOM,	/* (x - mean[c]) / std[c], mean/std in pixel units 0..255 */
+	RESIZE_NORM_SIMPLE = 0, /* x / 255 */
+	RESIZE_NORM_IMAGENET,   /* (x/255 - mean) / std with ImageNet's mean/std */
+	RESIZE_NORM_CUSTOM,     /* (x - mean[c]) / std[c], mean/std in pixel units 0..255 */
 };
 
 /* Used where resize_opts leaves max_bytes or max_pixels at 0. */
-#define RESIZE_DEFAULT_MAX_BYTES ((size_t)64 << 20)
+#define RESIZE_DEFAULT_MAX_BYTES  ((size_t)64 << 20)
 #define RESIZE_DEFAULT_MAX_PIXELS ((uint64_t)100000000)
 
 struct resize_opts {
-	int width, height;		/* 1..8192 */
+	int width, height; /* 1..8192 */
 	enum resize_norm norm;
-	float mean[3], std[3];		/* RESIZE_NORM_CUSTOM only; std > 0 */
-	size_t max_bytes;		/* reject larger inputs before decoding; 0: default */
-	uint64_t max_pixels;		/* reject headers claiming more pixels; 0: default */
+	float mean[3], std[3]; /* RESIZE_NORM_CUSTOM only; std > 0 */
+	size_t max_bytes;      /* reject larger inputs before decoding; 0: default */
+	uint64_t max_pixels;   /* reject headers claiming more pixels; 0: default */
 };
 
 struct resize_info {
-	int src_width, src_height;	/* as stored, before orientation */
-	char loader[32];		/* libvips loader name, e.g. "jpegload_buffer" */
+	int src_width, src_height; /* as stored, before orientation */
+	char loader[32];           /* libvips loader name, e.g. "jpegload_buffer" */
 };
 
 /* Start libvips once per process (VIPS_INIT, untrusted loaders blocked, operation
@@ -56,14 +56,14 @@ void resize_shutdown(void);
  * except bad options and a missing resize_init(), which are ERR_FATAL. INFO may
  * be NULL. Safe to call from several threads at once; BUF stays the caller's. */
 int resize_buffer(const struct resize_opts *o, const void *buf, size_t len, float *out,
-		  struct resize_info *info, struct err *err);
+                  struct resize_info *info, struct err *err);
 
 /* Read PATH (refusing files over max_bytes before reading) and call
  * resize_buffer(). Open and read errors are ERR_INPUT ("open failed: ...",
  * "not a regular file"), except running out of descriptors or memory
  * (ERR_RETRY). */
-int resize_file(const struct resize_opts *o, const char *path, float *out,
-		struct resize_info *info, struct err *err);
+int resize_file(const struct resize_opts *o, const char *path, float *out, struct resize_info *info,
+                struct err *err);
 
 #ifdef __cplusplus
 }

@@ -26,14 +26,14 @@ struct st_tensor {
 	int ndim;
 	int64_t shape[ST_MAX_DIMS];
 	int64_t numel;
-	const void *data;	/* points into the file mapping; valid until close */
+	const void *data; /* points into the file mapping; valid until close */
 	size_t nbytes;
 };
 
 struct safetensors {
 	size_t count;
-	struct st_tensor *tensors;	/* in header order */
-	char *metadata_json;		/* "__metadata__" object as JSON text, or NULL */
+	struct st_tensor *tensors; /* in header order */
+	char *metadata_json;       /* "__metadata__" object as JSON text, or NULL */
 	void *map;
 	size_t map_len;
 };
@@ -68,7 +68,7 @@ struct st_write_tensor {
  * pairs META[2*i]=key, META[2*i+1]=value (NMETA pairs) to PATH atomically
  * (temp file + rename). */
 int safetensors_write(const char *path, const struct st_write_tensor *t, size_t n,
-		      const char *const *meta, size_t nmeta, struct err *err);
+                      const char *const *meta, size_t nmeta, struct err *err);
 
 const char *safetensors_dtype_name(enum st_dtype dtype);
 

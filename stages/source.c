@@ -9,7 +9,7 @@
 #include "source_impl.h"
 
 struct source *source_open(const struct config *cfg, const struct source_window *win,
-			   struct err *err)
+                           struct err *err)
 {
 	switch (cfg->source) {
 	case SOURCE_DIR:
@@ -20,7 +20,7 @@ struct source *source_open(const struct config *cfg, const struct source_window 
 		return source_db_open(cfg, win, err);
 	default:
 		err_set(err, ERR_FATAL, "source kind %d is not available in this build",
-			(int)cfg->source);
+		        (int)cfg->source);
 		return NULL;
 	}
 }
@@ -132,7 +132,7 @@ int source_parse_time(const char *s, time_t *out)
 	if (*p)
 		return -1;
 	*out = (time_t)(days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec -
-			sign * (oh * 3600LL + om * 60LL));
+	                sign * (oh * 3600LL + om * 60LL));
 	return 0;
 }
 
@@ -143,7 +143,7 @@ int source_window_date(const char *date, struct source_window *win, struct err *
 
 	if (!date || parse_date(&p, &y, &m, &d) || *p)
 		return err_set(err, ERR_FATAL, "bad date '%s': expected YYYY-MM-DD",
-			       date ? date : "");
+		               date ? date : "");
 	win->since = (time_t)(days_from_civil(y, m, d) * 86400LL);
 	win->until = win->since + 86400;
 	return 0;
@@ -163,7 +163,7 @@ static int parse_point(const char *s, time_t *t)
 }
 
 int source_window_parse(const char *date, const char *since, const char *until,
-			struct source_window *win, struct err *err)
+                        struct source_window *win, struct err *err)
 {
 	memset(win, 0, sizeof(*win));
 	if (date && (since || until))
@@ -173,12 +173,16 @@ int source_window_parse(const char *date, const char *since, const char *until,
 	if (!since && !until)
 		return 0;
 	if (since && parse_point(since, &win->since))
-		return err_set(err, ERR_FATAL, "bad --since '%s': expected an RFC 3339 timestamp "
-			       "or YYYY-MM-DD", since);
+		return err_set(err, ERR_FATAL,
+		               "bad --since '%s': expected an RFC 3339 timestamp "
+		               "or YYYY-MM-DD",
+		               since);
 	win->until = SOURCE_TIME_MAX;
 	if (until && parse_point(until, &win->until))
-		return err_set(err, ERR_FATAL, "bad --until '%s': expected an RFC 3339 timestamp "
-			       "or YYYY-MM-DD", until);
+		return err_set(err, ERR_FATAL,
+		               "bad --until '%s': expected an RFC 3339 timestamp "
+		               "or YYYY-MM-DD",
+		               until);
 	if (win->until <= win->since)
 		return err_set(err, ERR_FATAL, "--until must be after --since");
 	return 0;

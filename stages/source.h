@@ -31,7 +31,7 @@ struct source;
 
 /* Open the source CFG names, selecting events inside WIN. */
 struct source *source_open(const struct config *cfg, const struct source_window *win,
-			   struct err *err);
+                           struct err *err);
 
 /* Fill IT with the next item: returns 1, 0 at the end, -1 on a source error
  * (the source itself cannot be read; ERR says whether to retry). */
@@ -62,7 +62,7 @@ int source_window_date(const char *date, struct source_window *win, struct err *
  * RFC 3339 timestamp or a YYYY-MM-DD day start (a missing end is open), or
  * everything when all are NULL. DATE with SINCE/UNTIL is an error. */
 int source_window_parse(const char *date, const char *since, const char *until,
-			struct source_window *win, struct err *err);
+                        struct source_window *win, struct err *err);
 
 /* Parse an RFC 3339 timestamp ("2026-11-30T09:29:22Z", fractional seconds and
  * numeric offsets accepted) into UTC seconds. */

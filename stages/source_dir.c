@@ -16,7 +16,7 @@ struct source_dir {
 	struct source base;
 	FILE *fp;
 	char csv[CONFIG_PATH_MAX];
-	const char *csv_name;	/* basename, for item sources */
+	const char *csv_name; /* basename, for item sources */
 	char root[CONFIG_PATH_MAX];
 	struct source_window win;
 	int col[NCOLS];
@@ -91,8 +91,7 @@ static int file_url(const char *root, const char *rel, char *out, size_t cap)
 	           : 0;
 }
 
-static int set_field(char *dst, size_t cap, const char *value, const char *what,
-		     struct item *it)
+static int set_field(char *dst, size_t cap, const char *value, const char *what, struct item *it)
 {
 	char reason[128];
 
@@ -124,7 +123,7 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 		if (r <= 0)
 			return r;
 		if (r == 1 && d->buf[0] == '\0')
-			continue;	/* blank line */
+			continue; /* blank line */
 		it->ok = 1;
 		snprintf(it->source, sizeof(it->source), "%s:%ld", d->csv_name, d->line);
 		if (r == 2) {
@@ -153,11 +152,11 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 			}
 		if (set_field(it->ad_id, sizeof(it->ad_id), f[d->col[COL_AD]], "ad_id", it) ||
 		    set_field(it->image_id, sizeof(it->image_id), f[d->col[COL_IMAGE_ID]],
-			      "image_id", it))
+		              "image_id", it))
 			return 1;
 		it->has_identity = 1;
 		if (set_field(it->created_at, sizeof(it->created_at), f[d->col[COL_CREATED]],
-			      "created_at", it))
+		              "created_at", it))
 			return 1;
 		if (source_parse_time(it->created_at, &t)) {
 			item_fail(it, "source", "created_at is not an RFC 3339 timestamp");
@@ -191,7 +190,7 @@ static void dir_close(struct source *src)
 static const struct source_ops dir_ops = {dir_next, dir_close, NULL, NULL};
 
 struct source *source_dir_open(const struct config *cfg, const struct source_window *win,
-			       struct err *err)
+                               struct err *err)
 {
 	struct source_dir *d = calloc(1, sizeof(*d));
 	char *f[CSV_FIELDS_MAX];
@@ -209,7 +208,7 @@ struct source *source_dir_open(const struct config *cfg, const struct source_win
 	real = realpath(cfg->images_root, NULL);
 	if (!real) {
 		err_set(err, ERR_FATAL, "source.images_root %s: %s", cfg->images_root,
-			strerror(errno));
+		        strerror(errno));
 		goto fail;
 	}
 	snprintf(d->root, sizeof(d->root), "%s", real);
@@ -226,8 +225,10 @@ struct source *source_dir_open(const struct config *cfg, const struct source_win
 	for (c = 0; c < NCOLS; c++) {
 		d->col[c] = csv_column(f, n, col_names[c]);
 		if (d->col[c] < 0) {
-			err_set(err, ERR_FATAL, "%s:1: header lacks column '%s' (need "
-				"ad_id,image_id,image,created_at)", d->csv, col_names[c]);
+			err_set(err, ERR_FATAL,
+			        "%s:1: header lacks column '%s' (need "
+			        "ad_id,image_id,image,created_at)",
+			        d->csv, col_names[c]);
 			goto fail;
 		}
 	}

@@ -21,18 +21,18 @@
  * migrations across processes, the other model registration and promotion. */
 #define STORE_LOCK_MIGRATE INT64_C(0x706970656d6967)
 #define STORE_LOCK_MODELS  INT64_C(0x706970656d6f64)
-#define STORE_LOCK_GROUPS  INT64_C(0x7069706567727073)	/* "pipegrps" */
+#define STORE_LOCK_GROUPS  INT64_C(0x7069706567727073) /* "pipegrps" */
 
-#define STORE_SQL_FILE_MAX (16L << 20)	/* bytes in one migration file */
-#define STORE_COPY_CHUNK   (1u << 20)	/* bytes handed to libpq per COPY send */
-#define STORE_DIM_MAX      65536	/* floats in one embedding */
-#define STORE_FLOAT4_OID   700		/* pg_type oid of real, fixed since 7.x */
-#define STORE_CONNECT_TIMEOUT "10"	/* seconds, unless PGCONNECT_TIMEOUT says */
+#define STORE_SQL_FILE_MAX    (16L << 20) /* bytes in one migration file */
+#define STORE_COPY_CHUNK      (1u << 20)  /* bytes handed to libpq per COPY send */
+#define STORE_DIM_MAX         65536       /* floats in one embedding */
+#define STORE_FLOAT4_OID      700         /* pg_type oid of real, fixed since 7.x */
+#define STORE_CONNECT_TIMEOUT "10"        /* seconds, unless PGCONNECT_TIMEOUT says */
 
 struct store {
 	PGconn *conn;
-	char *password;	  /* from the conninfo, scrubbed from messages; may be NULL */
-	int have_temp;	  /* the COPY staging tables exist on this connection */
+	char *password;    /* from the conninfo, scrubbed from messages; may be NULL */
+	int have_temp;     /* the COPY staging tables exist on this connection */
 	int64_t dim_model; /* model whose embedding_dim is cached in dim; 0: none */
 	int dim;
 };
@@ -96,7 +96,7 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 	         hint && *hint ? ")" : "");
 	msg_clean(msg, s->password);
 	return err_set(err, kind, "store: %s failed: sqlstate %s: %s", what, state ? state : "none",
-		       msg);
+	               msg);
 }
 
 /* ---- statements and transactions ---- */
@@ -105,7 +105,7 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
  * binary result columns. On success *RES, if RES is not NULL, receives the
  * result (free with PQclear). */
 static int store_exec(struct store *s, const char *what, const char *sql, int nparams,
-		      const char *const *params, int binary, PGresult **res, struct err *err)
+                      const char *const *params, int binary, PGresult **res, struct err *err)
 {
 	PGresult *r;
 	ExecStatusType st;
@@ -126,8 +126,7 @@ static int store_exec(struct store *s, const char *what, const char *sql, int np
 
 /* Run a script of several statements with no parameters (our own SQL files
  * and fixed DDL: nothing from the input reaches this). */
-static int store_exec_script(struct store *s, const char *what, const char *sql,
-			     struct err *err)
+static int store_exec_script(struct store *s, const char *what, const char *sql, struct err *err)
 {
 	PGresult *r = PQexec(s->conn, sql);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -238,8 +237,8 @@ static int conninfo_password(const char *conninfo, char **password, struct err *
 		/* libpq quotes the offending token, which may be the password. */
 		PQfreemem(perr);
 		return err_set(err, ERR_FATAL,
-			       "store: connection string is invalid (not shown: it may hold a "
-			       "password)");
+		               "store: connection string is invalid (not shown: it may hold a "
+		               "password)");
 	}
 	for (o = opts; o->keyword; o++) {
 		if (!strcmp(o->keyword, "password") && o->val && *o->val) {
@@ -269,7 +268,7 @@ struct store *store_open(const char *conninfo, struct err *err)
 	 * override; fallback_application_name yields to PGAPPNAME as well. */
 	const char *keys[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
 	const char *vals[] = {getenv("PGCONNECT_TIMEOUT") ? NULL : STORE_CONNECT_TIMEOUT,
-			      conninfo ? conninfo : "", "pipeline-run", NULL};
+	                      conninfo ? conninfo : "", "pipeline-run", NULL};
 	struct store *s;
 	char msg[ERR_MSG_MAX];
 
@@ -295,14 +294,14 @@ struct store *store_open(const char *conninfo, struct err *err)
 		 * wrong password or missing database reads as retriable; only a
 		 * missing password is known to be fatal. */
 		err_set(err, PQconnectionNeedsPassword(s->conn) ? ERR_FATAL : ERR_RETRY,
-			"store: cannot connect: %s", msg);
+		        "store: cannot connect: %s", msg);
 		goto fail;
 	}
 	PQsetNoticeProcessor(s->conn, store_notice, s);
 	if (store_session_init(s, err))
 		goto fail;
 	log_debug(LOGC_PG, "store", "connected", "db=%s server_pid=%d", PQdb(s->conn),
-		  PQbackendPID(s->conn));
+	          PQbackendPID(s->conn));
 	return s;
 
 fail:
@@ -363,7 +362,7 @@ static int migrations_list(const char *dir, struct migration **out, size_t *n, s
 	d = opendir(dir);
 	if (!d)
 		return err_set(err, ERR_FATAL, "store: cannot open migrations dir %s: %s", dir,
-			       strerror(errno));
+		               strerror(errno));
 	while ((de = readdir(d)) != NULL) {
 		int version;
 
@@ -390,7 +389,7 @@ static int migrations_list(const char *dir, struct migration **out, size_t *n, s
 	for (i = 1; i < count; i++) {
 		if (list[i].version == list[i - 1].version) {
 			err_set(err, ERR_FATAL, "store: migrations %s and %s share version %d",
-				list[i - 1].file, list[i].file, list[i].version);
+			        list[i - 1].file, list[i].file, list[i].version);
 			goto out;
 		}
 	}
@@ -417,7 +416,7 @@ static char *file_read(const char *path, struct err *err)
 	}
 	if (fstat(fileno(f), &st) != 0 || st.st_size > STORE_SQL_FILE_MAX) {
 		err_set(err, ERR_FATAL, "store: %s is unreadable or over %ld bytes", path,
-			STORE_SQL_FILE_MAX);
+		        STORE_SQL_FILE_MAX);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -441,7 +440,7 @@ out:
  * LIMIT: a migration cannot use statements that refuse to run in a
  * transaction (CREATE INDEX CONCURRENTLY, VACUUM). */
 static int migration_apply(struct store *s, const char *dir, const struct migration *m,
-			   struct err *err)
+                           struct err *err)
 {
 	char path[PATH_MAX], version[16], what[300];
 	const char *params[2];
@@ -461,8 +460,8 @@ static int migration_apply(struct store *s, const char *dir, const struct migrat
 	snprintf(what, sizeof(what), "migration %s", m->file);
 	if (store_begin(s, err) || store_exec_script(s, what, sql, err) ||
 	    store_exec(s, "record migration in schema_migrations",
-		       "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2,
-		       params, 0, NULL, err) ||
+	               "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2,
+	               params, 0, NULL, err) ||
 	    store_commit(s, what, err))
 		goto out;
 	log_info("store", "applied migration", "version=%d file=%s", m->version, m->file);
@@ -502,17 +501,17 @@ int store_migrate(struct store *s, const char *sql_dir, int *applied, struct err
 	 * on CREATE TABLE IF NOT EXISTS can otherwise both try to create it. */
 	fmt_i64(key, sizeof(key), STORE_LOCK_MIGRATE);
 	if (store_exec(s, "take migration lock", "SELECT pg_advisory_lock($1::bigint)", 1, params,
-		       0, NULL, err))
+	               0, NULL, err))
 		goto out;
 	locked = 1;
 	if (store_exec(s, "create schema_migrations",
-		       "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		       " version integer PRIMARY KEY,"
-		       " name text NOT NULL,"
-		       " applied_at timestamptz NOT NULL DEFAULT now())",
-		       0, NULL, 0, NULL, err) ||
+	               "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	               " version integer PRIMARY KEY,"
+	               " name text NOT NULL,"
+	               " applied_at timestamptz NOT NULL DEFAULT now())",
+	               0, NULL, 0, NULL, err) ||
 	    store_exec(s, "read schema_migrations", "SELECT version FROM schema_migrations", 0,
-		       NULL, 0, &done, err))
+	               NULL, 0, &done, err))
 		goto out;
 
 	for (i = 0; i < n; i++) {
@@ -526,7 +525,7 @@ int store_migrate(struct store *s, const char *sql_dir, int *applied, struct err
 out:
 	if (locked && PQstatus(s->conn) == CONNECTION_OK)
 		PQclear(PQexecParams(s->conn, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL,
-				     params, NULL, NULL, 0));
+		                     params, NULL, NULL, 0));
 	if (applied)
 		*applied = count;
 	PQclear(done);
@@ -540,8 +539,8 @@ out:
 static int model_retire_active(struct store *s, struct err *err)
 {
 	return store_exec(s, "retire active model in models",
-			  "UPDATE models SET status = 'retired' WHERE status = 'active'", 0, NULL,
-			  0, NULL, err);
+	                  "UPDATE models SET status = 'retired' WHERE status = 'active'", 0, NULL,
+	                  0, NULL, err);
 }
 
 static int models_lock(struct store *s, struct err *err)
@@ -551,7 +550,7 @@ static int models_lock(struct store *s, struct err *err)
 
 	fmt_i64(key, sizeof(key), STORE_LOCK_MODELS);
 	return store_exec(s, "take models lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1,
-			  params, 0, NULL, err);
+	                  params, 0, NULL, err);
 }
 
 static int model_valid(const struct store_model *m, struct err *err)
@@ -565,12 +564,12 @@ static int model_valid(const struct store_model *m, struct err *err)
 	if (m->embedding_dim <= 0 || m->embedding_dim > STORE_DIM_MAX || m->image_height <= 0 ||
 	    m->image_width <= 0)
 		return err_set(err, ERR_FATAL, "store: model %s has bad sizes (dim %d, %dx%d)",
-			       m->backbone, m->embedding_dim, m->image_height, m->image_width);
+		               m->backbone, m->embedding_dim, m->image_height, m->image_width);
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		if (m->status && !strcmp(m->status, states[i]))
 			return 0;
 	return err_set(err, ERR_FATAL, "store: model status \"%s\" is not active/candidate/retired",
-		       m->status ? m->status : "(null)");
+	               m->status ? m->status : "(null)");
 }
 
 /* The active model's id (0: none), read under the models lock. */
@@ -929,9 +928,9 @@ int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id,
 	params[3] = r->version;
 	params[4] = fmt_id(model, sizeof(model), r->model_id);
 	if (store_exec(s, "insert into pipeline_runs",
-		       "INSERT INTO pipeline_runs (kind, date, host, version, model_id)"
-		       " VALUES ($1, $2::date, $3, $4, $5::bigint) RETURNING id",
-		       5, params, 0, &res, err))
+	               "INSERT INTO pipeline_runs (kind, date, host, version, model_id)"
+	               " VALUES ($1, $2::date, $3, $4, $5::bigint) RETURNING id",
+	               5, params, 0, &res, err))
 		return -1;
 	if (parse_i64(PQgetvalue(res, 0, 0), run_id) != 0)
 		rc = err_set(err, ERR_FATAL, "store: bad id from pipeline_runs");
@@ -940,7 +939,7 @@ int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id,
 }
 
 int store_run_finish(struct store *s, int64_t run_id, const char *status,
-		     const struct store_run_counts *c, struct err *err)
+                     const struct store_run_counts *c, struct err *err)
 {
 	char id[24], in[24], emb[24], failed[24], ads[24], elapsed[40];
 	const char *params[7];
@@ -949,7 +948,7 @@ int store_run_finish(struct store *s, int64_t run_id, const char *status,
 
 	if (!status)
 		return err_set(err, ERR_FATAL, "store: run %" PRId64 " finished without status",
-			       run_id);
+		               run_id);
 	if (store_ready(s, err))
 		return -1;
 	fmt_i64(id, sizeof(id), run_id);
@@ -969,12 +968,12 @@ int store_run_finish(struct store *s, int64_t run_id, const char *status,
 		params[6] = isfinite(c->elapsed_s) ? elapsed : NULL;
 	}
 	if (store_exec(s, "update pipeline_runs",
-		       "UPDATE pipeline_runs SET finished_at = now(), status = $2,"
-		       " photos_in = $3::bigint, photos_embedded = $4::bigint,"
-		       " photos_failed = $5::bigint, ads_grouped = $6::bigint,"
-		       " elapsed_s = $7::float8"
-		       " WHERE id = $1::bigint",
-		       7, params, 0, &res, err))
+	               "UPDATE pipeline_runs SET finished_at = now(), status = $2,"
+	               " photos_in = $3::bigint, photos_embedded = $4::bigint,"
+	               " photos_failed = $5::bigint, ads_grouped = $6::bigint,"
+	               " elapsed_s = $7::float8"
+	               " WHERE id = $1::bigint",
+	               7, params, 0, &res, err))
 		return -1;
 	if (strcmp(PQcmdTuples(res), "1") != 0)
 		rc = err_set(err, ERR_FATAL, "store: no run %" PRId64 " in pipeline_runs", run_id);
@@ -985,8 +984,7 @@ int store_run_finish(struct store *s, int64_t run_id, const char *status,
 /* ---- queries for operators (status, reports, locks) ---- */
 
 int store_query(struct store *s, const char *what, const char *sql, int nparams,
-		const char *const *params, size_t max_rows, struct store_rows *out,
-		struct err *err)
+                const char *const *params, size_t max_rows, struct store_rows *out, struct err *err)
 {
 	PGresult *res = NULL;
 	size_t n, cells, bytes = 0, i, at = 0;
@@ -1005,12 +1003,14 @@ int store_query(struct store *s, const char *what, const char *sql, int nparams,
 	}
 	if (n > max_rows) {
 		err_set(err, ERR_FATAL, "store: %s: %zu rows, more than the limit of %zu", what, n,
-			max_rows);
+		        max_rows);
 		goto out;
 	}
 	cells = n * (size_t)ncols;
 	for (i = 0; i < cells; i++)
-		bytes += (size_t)PQgetlength(res, (int)(i / (size_t)ncols), (int)(i % (size_t)ncols)) + 1;
+		bytes +=
+		    (size_t)PQgetlength(res, (int)(i / (size_t)ncols), (int)(i % (size_t)ncols)) +
+		    1;
 	/* one block: the cell pointers, then the strings they point into */
 	out->cells = malloc(cells * sizeof(char *) + bytes + 1);
 	if (!out->cells) {
@@ -1195,7 +1195,7 @@ static void copy_row_end(struct copy_buf *b)
 
 /* Start COPY SQL; the binary header goes into B. */
 static int copy_start(struct store *s, struct copy_buf *b, const char *what, const char *sql,
-		      struct err *err)
+                      struct err *err)
 {
 	static const char sig[11] = "PGCOPY\n\377\r\n";
 	PGresult *r;
@@ -1232,7 +1232,7 @@ static int copy_finish(struct store *s, struct copy_buf *b, const char *what, st
 	}
 	if (b->oom)
 		rc = err_set(err, ERR_FATAL, "store: %s failed: out of memory or field too big",
-			     what);
+		             what);
 	else if (rc == 0 && b->send_failed)
 		rc = store_fail(s, NULL, what, err);
 	free(b->data);
@@ -1248,14 +1248,14 @@ static int copy_finish(struct store *s, struct copy_buf *b, const char *what, st
 static int store_temp_tables(struct store *s, struct err *err)
 {
 	static const char sql[] =
-		"CREATE TEMP TABLE IF NOT EXISTS store_images_in ("
-		" ord integer, image_id text, ad_id text, url text, created_at text,"
-		" source text, ok boolean, failure_stage text, failure_reason text,"
-		" width integer, height integer, content_sha256 text, embedding real[])"
-		" WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS;"
-		"CREATE TEMP TABLE IF NOT EXISTS store_groups_in ("
-		" ord integer, image_id text, ad_id text, group_id text)"
-		" ON COMMIT DELETE ROWS";
+	    "CREATE TEMP TABLE IF NOT EXISTS store_images_in ("
+	    " ord integer, image_id text, ad_id text, url text, created_at text,"
+	    " source text, ok boolean, failure_stage text, failure_reason text,"
+	    " width integer, height integer, content_sha256 text, embedding real[])"
+	    " WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS;"
+	    "CREATE TEMP TABLE IF NOT EXISTS store_groups_in ("
+	    " ord integer, image_id text, ad_id text, group_id text)"
+	    " ON COMMIT DELETE ROWS";
 
 	if (s->have_temp)
 		return 0;
@@ -1311,21 +1311,21 @@ static int image_valid(const struct store_image *im, size_t i, int *dim, struct 
 	if (!im->ok) {
 		if (!im->failure_stage || !*im->failure_stage || !im->failure_reason)
 			return err_set(err, ERR_FATAL, "store: failed image %s has no stage/reason",
-				       im->image_id);
+			               im->image_id);
 		return 0;
 	}
 	if (!im->embedding || im->dim <= 0 || im->dim > STORE_DIM_MAX)
 		return err_set(err, ERR_FATAL, "store: image %s has no embedding (dim %d)",
-			       im->image_id, im->dim);
+		               im->image_id, im->dim);
 	if (*dim && im->dim != *dim)
 		return err_set(err, ERR_FATAL, "store: image %s has dim %d, batch has %d",
-			       im->image_id, im->dim, *dim);
+		               im->image_id, im->dim, *dim);
 	*dim = im->dim;
 	for (j = 0; j < im->dim; j++)
 		if (!isfinite(im->embedding[j]))
 			return err_set(err, ERR_FATAL,
-				       "store: image %s: embedding value %d is not finite",
-				       im->image_id, j);
+			               "store: image %s: embedding value %d is not finite",
+			               im->image_id, j);
 	return 0;
 }
 
@@ -1344,13 +1344,13 @@ static int model_dim(struct store *s, int64_t model_id, int *dim, struct err *er
 		return err_set(err, ERR_FATAL, "store: embeddings need a registered model");
 	fmt_i64(id, sizeof(id), model_id);
 	if (store_exec(s, "read embedding_dim from models",
-		       "SELECT embedding_dim FROM models WHERE id = $1::bigint", 1, params, 0, &res,
-		       err))
+	               "SELECT embedding_dim FROM models WHERE id = $1::bigint", 1, params, 0, &res,
+	               err))
 		return -1;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		return err_set(err, ERR_FATAL, "store: model %" PRId64 " is not registered",
-			       model_id);
+		               model_id);
 	}
 	*dim = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
@@ -1390,52 +1390,52 @@ static void copy_image_row(struct copy_buf *b, int32_t ord, const struct store_i
 /* Each statement rewrites a row only when a stored column would change, so a
  * repeated batch leaves the rows (and their xmin) untouched. */
 static const char sql_upsert_images[] =
-	"INSERT INTO ad_images AS a (image_id, ad_id, url, created_at, source, status,"
-	" failure_stage, failure_reason, width, height, content_sha256, first_run_id,"
-	" changed_run_id)"
-	" SELECT image_id, ad_id, url, created_at::timestamptz, source,"
-	" CASE WHEN ok THEN 'embedded' ELSE 'failed' END, failure_stage, failure_reason,"
-	" width, height, content_sha256, $1::bigint, $1::bigint"
-	" FROM pg_temp.store_images_in ORDER BY ord"
-	" ON CONFLICT (image_id) DO UPDATE SET ad_id = excluded.ad_id, url = excluded.url,"
-	" created_at = excluded.created_at, source = excluded.source, status = excluded.status,"
-	" failure_stage = excluded.failure_stage, failure_reason = excluded.failure_reason,"
-	" width = excluded.width, height = excluded.height,"
-	" content_sha256 = excluded.content_sha256, changed_run_id = excluded.changed_run_id"
-	" WHERE (a.ad_id, a.url, a.created_at, a.source, a.status, a.failure_stage,"
-	" a.failure_reason, a.width, a.height, a.content_sha256)"
-	" IS DISTINCT FROM (excluded.ad_id, excluded.url, excluded.created_at, excluded.source,"
-	" excluded.status, excluded.failure_stage, excluded.failure_reason, excluded.width,"
-	" excluded.height, excluded.content_sha256)";
+    "INSERT INTO ad_images AS a (image_id, ad_id, url, created_at, source, status,"
+    " failure_stage, failure_reason, width, height, content_sha256, first_run_id,"
+    " changed_run_id)"
+    " SELECT image_id, ad_id, url, created_at::timestamptz, source,"
+    " CASE WHEN ok THEN 'embedded' ELSE 'failed' END, failure_stage, failure_reason,"
+    " width, height, content_sha256, $1::bigint, $1::bigint"
+    " FROM pg_temp.store_images_in ORDER BY ord"
+    " ON CONFLICT (image_id) DO UPDATE SET ad_id = excluded.ad_id, url = excluded.url,"
+    " created_at = excluded.created_at, source = excluded.source, status = excluded.status,"
+    " failure_stage = excluded.failure_stage, failure_reason = excluded.failure_reason,"
+    " width = excluded.width, height = excluded.height,"
+    " content_sha256 = excluded.content_sha256, changed_run_id = excluded.changed_run_id"
+    " WHERE (a.ad_id, a.url, a.created_at, a.source, a.status, a.failure_stage,"
+    " a.failure_reason, a.width, a.height, a.content_sha256)"
+    " IS DISTINCT FROM (excluded.ad_id, excluded.url, excluded.created_at, excluded.source,"
+    " excluded.status, excluded.failure_stage, excluded.failure_reason, excluded.width,"
+    " excluded.height, excluded.content_sha256)";
 
 /* An embedding is recomputed on every run, and floats may differ in the last
  * bit between machines: only a new photo (content hash) replaces it. With no
  * hash to go by, the values themselves decide. */
 static const char sql_upsert_embeddings[] =
-	"INSERT INTO image_embeddings AS e (image_id, model_id, embedding, dim, content_sha256,"
-	" run_id)"
-	" SELECT image_id, $2::bigint, embedding, cardinality(embedding), content_sha256,"
-	" $1::bigint FROM pg_temp.store_images_in WHERE ok ORDER BY ord"
-	" ON CONFLICT (image_id, model_id) DO UPDATE SET embedding = excluded.embedding,"
-	" dim = excluded.dim, content_sha256 = excluded.content_sha256, run_id = excluded.run_id"
-	" WHERE e.content_sha256 IS DISTINCT FROM excluded.content_sha256"
-	" OR (excluded.content_sha256 IS NULL AND e.embedding IS DISTINCT FROM excluded.embedding)";
+    "INSERT INTO image_embeddings AS e (image_id, model_id, embedding, dim, content_sha256,"
+    " run_id)"
+    " SELECT image_id, $2::bigint, embedding, cardinality(embedding), content_sha256,"
+    " $1::bigint FROM pg_temp.store_images_in WHERE ok ORDER BY ord"
+    " ON CONFLICT (image_id, model_id) DO UPDATE SET embedding = excluded.embedding,"
+    " dim = excluded.dim, content_sha256 = excluded.content_sha256, run_id = excluded.run_id"
+    " WHERE e.content_sha256 IS DISTINCT FROM excluded.content_sha256"
+    " OR (excluded.content_sha256 IS NULL AND e.embedding IS DISTINCT FROM excluded.embedding)";
 
 static const char sql_upsert_image_failures[] =
-	"INSERT INTO failures AS f (key, image_id, ad_id, stage, reason, run_id)"
-	" SELECT 'image:' || image_id, image_id, ad_id, failure_stage, failure_reason, $1::bigint"
-	" FROM pg_temp.store_images_in WHERE NOT ok ORDER BY ord"
-	" ON CONFLICT (key) DO UPDATE SET image_id = excluded.image_id, ad_id = excluded.ad_id,"
-	" stage = excluded.stage, reason = excluded.reason, run_id = excluded.run_id"
-	" WHERE (f.image_id, f.ad_id, f.stage, f.reason)"
-	" IS DISTINCT FROM (excluded.image_id, excluded.ad_id, excluded.stage, excluded.reason)";
+    "INSERT INTO failures AS f (key, image_id, ad_id, stage, reason, run_id)"
+    " SELECT 'image:' || image_id, image_id, ad_id, failure_stage, failure_reason, $1::bigint"
+    " FROM pg_temp.store_images_in WHERE NOT ok ORDER BY ord"
+    " ON CONFLICT (key) DO UPDATE SET image_id = excluded.image_id, ad_id = excluded.ad_id,"
+    " stage = excluded.stage, reason = excluded.reason, run_id = excluded.run_id"
+    " WHERE (f.image_id, f.ad_id, f.stage, f.reason)"
+    " IS DISTINCT FROM (excluded.image_id, excluded.ad_id, excluded.stage, excluded.reason)";
 
 static const char sql_delete_image_failures[] =
-	"DELETE FROM failures f USING pg_temp.store_images_in t"
-	" WHERE t.ok AND f.key = 'image:' || t.image_id";
+    "DELETE FROM failures f USING pg_temp.store_images_in t"
+    " WHERE t.ok AND f.key = 'image:' || t.image_id";
 
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
-		       const struct store_image *imgs, size_t n, struct err *err)
+                       const struct store_image *imgs, size_t n, struct err *err)
 {
 	char run[24], model[24];
 	const char *params[2];
@@ -1470,8 +1470,8 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 			goto out;
 		if (model_d != dim) {
 			err_set(err, ERR_FATAL,
-				"store: embeddings have dim %d, model %" PRId64 " has %d", dim,
-				model_id, model_d);
+			        "store: embeddings have dim %d, model %" PRId64 " has %d", dim,
+			        model_id, model_d);
 			goto out;
 		}
 	}
@@ -1482,7 +1482,7 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 	 * re-running a day costs the same transfer as the first run. */
 	if (store_begin(s, err) ||
 	    copy_start(s, &b, "copy into store_images_in",
-		       "COPY pg_temp.store_images_in FROM STDIN (FORMAT binary)", err))
+	               "COPY pg_temp.store_images_in FROM STDIN (FORMAT binary)", err))
 		goto out;
 	for (i = 0; i < kept; i++)
 		copy_image_row(&b, (int32_t)i, &imgs[ks[i].at]);
@@ -1493,19 +1493,18 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 	 * the whole batch and the message does not say which photo had it. */
 	if (store_exec(s, "upsert ad_images", sql_upsert_images, 1, params, 0, &up, err))
 		goto out;
-	if (n_ok > 0 &&
-	    (store_exec(s, "upsert image_embeddings", sql_upsert_embeddings, 2, params, 0, NULL,
-			err) ||
-	     store_exec(s, "delete resolved failures", sql_delete_image_failures, 0, NULL, 0,
-			NULL, err)))
+	if (n_ok > 0 && (store_exec(s, "upsert image_embeddings", sql_upsert_embeddings, 2, params,
+	                            0, NULL, err) ||
+	                 store_exec(s, "delete resolved failures", sql_delete_image_failures, 0,
+	                            NULL, 0, NULL, err)))
 		goto out;
-	if (n_ok < kept && store_exec(s, "upsert failures", sql_upsert_image_failures, 1, params,
-				      0, NULL, err))
+	if (n_ok < kept &&
+	    store_exec(s, "upsert failures", sql_upsert_image_failures, 1, params, 0, NULL, err))
 		goto out;
 	if (store_commit(s, "commit photos", err))
 		goto out;
 	log_debug(LOGC_PG, "store", "wrote photos", "photos=%zu unique=%zu ok=%zu changed=%s", n,
-		  kept, n_ok, PQcmdTuples(up));
+	          kept, n_ok, PQcmdTuples(up));
 	rc = 0;
 out:
 	if (rc)
@@ -1517,8 +1516,7 @@ out:
 }
 
 int store_write_failure(struct store *s, int64_t run_id, const char *key, const char *image_id,
-			const char *ad_id, const char *stage, const char *reason,
-			struct err *err)
+                        const char *ad_id, const char *stage, const char *reason, struct err *err)
 {
 	char run[24];
 	const char *params[6];
@@ -1534,33 +1532,33 @@ int store_write_failure(struct store *s, int64_t run_id, const char *key, const 
 	params[4] = reason;
 	params[5] = fmt_id(run, sizeof(run), run_id);
 	return store_exec(s, "upsert failures",
-			  "INSERT INTO failures AS f (key, image_id, ad_id, stage, reason, run_id)"
-			  " VALUES ($1, $2, $3, $4, $5, $6::bigint)"
-			  " ON CONFLICT (key) DO UPDATE SET image_id = excluded.image_id,"
-			  " ad_id = excluded.ad_id, stage = excluded.stage,"
-			  " reason = excluded.reason, run_id = excluded.run_id"
-			  " WHERE (f.image_id, f.ad_id, f.stage, f.reason) IS DISTINCT FROM"
-			  " (excluded.image_id, excluded.ad_id, excluded.stage, excluded.reason)",
-			  6, params, 0, NULL, err);
+	                  "INSERT INTO failures AS f (key, image_id, ad_id, stage, reason, run_id)"
+	                  " VALUES ($1, $2, $3, $4, $5, $6::bigint)"
+	                  " ON CONFLICT (key) DO UPDATE SET image_id = excluded.image_id,"
+	                  " ad_id = excluded.ad_id, stage = excluded.stage,"
+	                  " reason = excluded.reason, run_id = excluded.run_id"
+	                  " WHERE (f.image_id, f.ad_id, f.stage, f.reason) IS DISTINCT FROM"
+	                  " (excluded.image_id, excluded.ad_id, excluded.stage, excluded.reason)",
+	                  6, params, 0, NULL, err);
 }
 
 /* ---- groups ---- */
 
 static const char sql_delete_stale_groups[] =
-	"DELETE FROM image_groups g WHERE g.model_id = $1::bigint"
-	" AND g.ad_id IN (SELECT ad_id FROM pg_temp.store_groups_in)"
-	" AND NOT EXISTS (SELECT 1 FROM pg_temp.store_groups_in t WHERE t.image_id = g.image_id)";
+    "DELETE FROM image_groups g WHERE g.model_id = $1::bigint"
+    " AND g.ad_id IN (SELECT ad_id FROM pg_temp.store_groups_in)"
+    " AND NOT EXISTS (SELECT 1 FROM pg_temp.store_groups_in t WHERE t.image_id = g.image_id)";
 
 static const char sql_upsert_groups[] =
-	"INSERT INTO image_groups AS g (image_id, model_id, ad_id, group_id, run_id)"
-	" SELECT image_id, $2::bigint, ad_id, group_id, $1::bigint"
-	" FROM pg_temp.store_groups_in ORDER BY ord"
-	" ON CONFLICT (image_id, model_id) DO UPDATE SET ad_id = excluded.ad_id,"
-	" group_id = excluded.group_id, run_id = excluded.run_id"
-	" WHERE (g.ad_id, g.group_id) IS DISTINCT FROM (excluded.ad_id, excluded.group_id)";
+    "INSERT INTO image_groups AS g (image_id, model_id, ad_id, group_id, run_id)"
+    " SELECT image_id, $2::bigint, ad_id, group_id, $1::bigint"
+    " FROM pg_temp.store_groups_in ORDER BY ord"
+    " ON CONFLICT (image_id, model_id) DO UPDATE SET ad_id = excluded.ad_id,"
+    " group_id = excluded.group_id, run_id = excluded.run_id"
+    " WHERE (g.ad_id, g.group_id) IS DISTINCT FROM (excluded.ad_id, excluded.group_id)";
 
 int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
-		       const struct store_group *g, size_t n, struct err *err)
+                       const struct store_group *g, size_t n, struct err *err)
 {
 	char run[24], model[24];
 	const char *params[2];
@@ -1579,8 +1577,8 @@ int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
 		if (!g[i].image_id || !*g[i].image_id || !g[i].ad_id || !*g[i].ad_id ||
 		    !g[i].group_id || !*g[i].group_id)
 			return err_set(err, ERR_FATAL,
-				       "store: group row %zu (image %s) lacks an id", i,
-				       g[i].image_id ? g[i].image_id : "(null)");
+			               "store: group row %zu (image %s) lacks an id", i,
+			               g[i].image_id ? g[i].image_id : "(null)");
 	ks = malloc(n * sizeof(*ks));
 	if (!ks)
 		return err_set(err, ERR_FATAL, "store: out of memory for %zu groups", n);
@@ -1594,7 +1592,7 @@ int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
 
 	if (store_ready(s, err) || store_temp_tables(s, err) || store_begin(s, err) ||
 	    copy_start(s, &b, "copy into store_groups_in",
-		       "COPY pg_temp.store_groups_in FROM STDIN (FORMAT binary)", err))
+	               "COPY pg_temp.store_groups_in FROM STDIN (FORMAT binary)", err))
 		goto out;
 	for (i = 0; i < kept; i++) {
 		const struct store_group *row = &g[ks[i].at];
@@ -1608,7 +1606,7 @@ int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
 	}
 	if (copy_finish(s, &b, "copy into store_groups_in", err) ||
 	    store_exec(s, "delete stale image_groups", sql_delete_stale_groups, 1, &params[1], 0,
-		       NULL, err) ||
+	               NULL, err) ||
 	    store_exec(s, "upsert image_groups", sql_upsert_groups, 2, params, 0, NULL, err) ||
 	    store_commit(s, "commit groups", err))
 		goto out;
@@ -1669,7 +1667,7 @@ static char *field_dup(const PGresult *r, int row, int col)
 /* Append row ROW of R (image_id, ad_id, url, embedding) to SET, growing it
  * by doubling; *CAP counts the rows there is room for. */
 static int emb_add(struct store_emb_set *set, size_t *cap, const PGresult *r, int row,
-		   struct err *err)
+                   struct err *err)
 {
 	const char *arr = PQgetvalue(r, row, 3);
 	int n = array_len(arr, PQgetlength(r, row, 3));
@@ -1677,8 +1675,8 @@ static int emb_add(struct store_emb_set *set, size_t *cap, const PGresult *r, in
 
 	if (n < 0 || (set->n > 0 && n != set->dim))
 		return err_set(err, ERR_FATAL,
-			       "store: bad embedding for image %s in image_embeddings",
-			       PQgetvalue(r, row, 0));
+		               "store: bad embedding for image %s in image_embeddings",
+		               PQgetvalue(r, row, 0));
 	set->dim = n;
 	if (i == *cap) {
 		size_t c = *cap ? 2 * *cap : 256;
@@ -1708,7 +1706,7 @@ static int emb_add(struct store_emb_set *set, size_t *cap, const PGresult *r, in
 		return err_set(err, ERR_FATAL, "store: out of memory reading embeddings");
 	if (array_floats(arr, n, set->emb + i * (size_t)n) != 0)
 		return err_set(err, ERR_FATAL, "store: bad embedding for image %s",
-			       set->image_ids[i]);
+		               set->image_ids[i]);
 	return 0;
 }
 
@@ -1716,7 +1714,7 @@ static int emb_add(struct store_emb_set *set, size_t *cap, const PGresult *r, in
  * embeddings are not held twice, once by libpq and once in OUT. Results are
  * binary: the floats arrive bit-exact. */
 static int emb_read(struct store *s, const char *sql, int nparams, const char *const *params,
-		    struct store_emb_set *out, struct err *err)
+                    struct store_emb_set *out, struct err *err)
 {
 	const char *what = "read image_embeddings";
 	size_t cap = 0;
@@ -1747,7 +1745,7 @@ static int emb_read(struct store *s, const char *sql, int nparams, const char *c
 }
 
 int store_ad_embeddings(struct store *s, int64_t model_id, const char *ad_id,
-			struct store_emb_set *out, struct err *err)
+                        struct store_emb_set *out, struct err *err)
 {
 	char model[24];
 	const char *params[2] = {model, ad_id};
@@ -1756,15 +1754,15 @@ int store_ad_embeddings(struct store *s, int64_t model_id, const char *ad_id,
 		return err_set(err, ERR_FATAL, "store: embeddings of which ad?");
 	fmt_i64(model, sizeof(model), model_id);
 	return emb_read(s,
-			"SELECT e.image_id, i.ad_id, i.url, e.embedding"
-			" FROM image_embeddings e JOIN ad_images i ON i.image_id = e.image_id"
-			" WHERE e.model_id = $1::bigint AND i.ad_id = $2 AND i.status = 'embedded'"
-			" ORDER BY e.image_id COLLATE \"C\"",
-			2, params, out, err);
+	                "SELECT e.image_id, i.ad_id, i.url, e.embedding"
+	                " FROM image_embeddings e JOIN ad_images i ON i.image_id = e.image_id"
+	                " WHERE e.model_id = $1::bigint AND i.ad_id = $2 AND i.status = 'embedded'"
+	                " ORDER BY e.image_id COLLATE \"C\"",
+	                2, params, out, err);
 }
 
 int store_all_embeddings(struct store *s, int64_t model_id, struct store_emb_set *out,
-			 struct err *err)
+                         struct err *err)
 {
 	char model[24];
 	const char *params[1] = {model};
@@ -1773,11 +1771,11 @@ int store_all_embeddings(struct store *s, int64_t model_id, struct store_emb_set
 	/* LIMIT: every embedding of the model is held in memory at once
 	 * (about 2 kB per photo at 512 floats). */
 	return emb_read(s,
-			"SELECT e.image_id, i.ad_id, i.url, e.embedding"
-			" FROM image_embeddings e JOIN ad_images i ON i.image_id = e.image_id"
-			" WHERE e.model_id = $1::bigint AND i.status = 'embedded'"
-			" ORDER BY e.image_id COLLATE \"C\"",
-			1, params, out, err);
+	                "SELECT e.image_id, i.ad_id, i.url, e.embedding"
+	                " FROM image_embeddings e JOIN ad_images i ON i.image_id = e.image_id"
+	                " WHERE e.model_id = $1::bigint AND i.status = 'embedded'"
+	                " ORDER BY e.image_id COLLATE \"C\"",
+	                1, params, out, err);
 }
 
 void store_emb_set_free(struct store_emb_set *set)
@@ -1801,7 +1799,7 @@ void store_emb_set_free(struct store_emb_set *set)
 /* ---- reading groups ---- */
 
 int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set *out,
-		       struct err *err)
+                       struct err *err)
 {
 	char model[24];
 	const char *params[1] = {model};
@@ -1814,11 +1812,11 @@ int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set
 	/* LIMIT: the whole result is held twice (libpq's and OUT) while copying. */
 	if (store_ready(s, err) ||
 	    store_exec(s, "read image_groups",
-		       "SELECT image_id, ad_id, group_id FROM image_groups"
-		       " WHERE model_id = $1::bigint"
-		       " ORDER BY ad_id COLLATE \"C\", group_id COLLATE \"C\","
-		       " image_id COLLATE \"C\"",
-		       1, params, 0, &res, err))
+	               "SELECT image_id, ad_id, group_id FROM image_groups"
+	               " WHERE model_id = $1::bigint"
+	               " ORDER BY ad_id COLLATE \"C\", group_id COLLATE \"C\","
+	               " image_id COLLATE \"C\"",
+	               1, params, 0, &res, err))
 		return -1;
 	n = (size_t)PQntuples(res);
 	for (i = 0; i < n; i++)
@@ -1833,7 +1831,7 @@ int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set
 	}
 	for (i = 0; i < n; i++) {
 		const char **dst[3] = {&out->rows[i].image_id, &out->rows[i].ad_id,
-				       &out->rows[i].group_id};
+		                       &out->rows[i].group_id};
 
 		for (col = 0; col < 3; col++) {
 			size_t len = (size_t)PQgetlength(res, (int)i, col);
@@ -1860,7 +1858,7 @@ void store_groups_free(struct store_group_set *set)
 /* ---- re-reading what is recorded ---- */
 
 int store_ungrouped_ads(struct store *s, int64_t model_id, size_t max, char ***ads, size_t *n,
-			struct err *err)
+                        struct err *err)
 {
 	char model[24], lim[24];
 	const char *params[2] = {model, lim};
@@ -1874,12 +1872,12 @@ int store_ungrouped_ads(struct store *s, int64_t model_id, size_t max, char ***a
 	fmt_i64(lim, sizeof(lim), (int64_t)max);
 	if (store_ready(s, err) ||
 	    store_exec(s, "find ungrouped ads",
-		       "SELECT DISTINCT i.ad_id FROM image_embeddings e"
-		       " JOIN ad_images i ON i.image_id = e.image_id AND i.status = 'embedded'"
-		       " WHERE e.model_id = $1::bigint AND NOT EXISTS (SELECT 1 FROM image_groups g"
-		       " WHERE g.image_id = e.image_id AND g.model_id = $1::bigint)"
-		       " LIMIT $2::bigint",
-		       2, params, 0, &res, err))
+	               "SELECT DISTINCT i.ad_id FROM image_embeddings e"
+	               " JOIN ad_images i ON i.image_id = e.image_id AND i.status = 'embedded'"
+	               " WHERE e.model_id = $1::bigint AND NOT EXISTS (SELECT 1 FROM image_groups g"
+	               " WHERE g.image_id = e.image_id AND g.model_id = $1::bigint)"
+	               " LIMIT $2::bigint",
+	               2, params, 0, &res, err))
 		return -1;
 	rows = PQntuples(res);
 	v = calloc((size_t)rows + 1, sizeof(*v));
@@ -1915,8 +1913,8 @@ void store_image_page_free(struct store_image_page *p)
 }
 
 int store_list_images(struct store *s, long long since, long long until, const char *after_ts,
-		      const char *after_id, size_t limit, struct store_image_page *out,
-		      struct err *err)
+                      const char *after_id, size_t limit, struct store_image_page *out,
+                      struct err *err)
 {
 	char a[24], b[24], lim[24];
 	const char *params[5] = {a, b, after_ts, after_id, lim};
@@ -1928,16 +1926,17 @@ int store_list_images(struct store *s, long long since, long long until, const c
 	fmt_i64(b, sizeof(b), until);
 	fmt_i64(lim, sizeof(lim), (int64_t)limit);
 	if (store_ready(s, err) ||
-	    store_exec(s, "list recorded photos",
-		       "SELECT image_id, ad_id, url,"
-		       " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-		       " coalesce(source, '') FROM ad_images"
-		       " WHERE created_at >= to_timestamp($1::bigint)"
-		       " AND created_at < to_timestamp($2::bigint) AND url IS NOT NULL"
-		       " AND ($3::timestamptz IS NULL OR (created_at, image_id COLLATE \"C\") >"
-		       " ($3::timestamptz, $4 COLLATE \"C\"))"
-		       " ORDER BY created_at, image_id COLLATE \"C\" LIMIT $5::bigint",
-		       5, params, 0, &res, err))
+	    store_exec(
+	        s, "list recorded photos",
+	        "SELECT image_id, ad_id, url,"
+	        " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+	        " coalesce(source, '') FROM ad_images"
+	        " WHERE created_at >= to_timestamp($1::bigint)"
+	        " AND created_at < to_timestamp($2::bigint) AND url IS NOT NULL"
+	        " AND ($3::timestamptz IS NULL OR (created_at, image_id COLLATE \"C\") >"
+	        " ($3::timestamptz, $4 COLLATE \"C\"))"
+	        " ORDER BY created_at, image_id COLLATE \"C\" LIMIT $5::bigint",
+	        5, params, 0, &res, err))
 		return -1;
 	rows = PQntuples(res);
 	out->rows = calloc((size_t)rows + 1, sizeof(*out->rows));
@@ -1975,7 +1974,7 @@ int store_groups_lock(struct store *s, int lock, struct err *err)
 	if (lock && store_ready(s, err))
 		return -1;
 	return store_exec(s, lock ? "take groups lock" : "release groups lock",
-			  lock ? "SELECT pg_advisory_lock($1::bigint)"
-			       : "SELECT pg_advisory_unlock($1::bigint)",
-			  1, params, 0, NULL, err);
+	                  lock ? "SELECT pg_advisory_lock($1::bigint)"
+	                       : "SELECT pg_advisory_unlock($1::bigint)",
+	                  1, params, 0, NULL, err);
 }

@@ -34,7 +34,7 @@ int store_migrate(struct store *s, const char *sql_dir, int *applied, struct err
 struct store_model {
 	const char *backbone;
 	const char *weights_path;
-	const char *weights_sha256;	/* hex */
+	const char *weights_sha256; /* hex */
 	int embedding_dim;
 	int image_height, image_width;
 	double threshold;           /* NaN: none recorded */
@@ -53,7 +53,7 @@ struct store_model {
  * *ID receives its id. A model found keeps its status and fields:
  * registering is idempotent, promoting is store_model_activate(). */
 int store_model_register(struct store *s, const struct store_model *m, int64_t *id,
-			 struct err *err);
+                         struct err *err);
 
 /* Make model ID the active one, retire the model active before and record
  * the change in model_promotions with KIND ("gate", "manual"), RUN_ID (0:
@@ -106,11 +106,11 @@ int store_query_pairs(struct store *s, const char *sql,
 int store_model_active(struct store *s, int64_t *id, double *threshold, struct err *err);
 
 struct store_run {
-	const char *kind;	/* "nightly", "backfill", "retrain" */
-	const char *date;	/* "YYYY-MM-DD" or NULL */
+	const char *kind; /* "nightly", "backfill", "retrain" */
+	const char *date; /* "YYYY-MM-DD" or NULL */
 	const char *host;
 	const char *version;
-	int64_t model_id;	/* 0: none */
+	int64_t model_id; /* 0: none */
 };
 
 int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id, struct err *err);
@@ -122,7 +122,7 @@ struct store_run_counts {
 
 /* STATUS: "ok", "partial" (some photos failed), "failed". */
 int store_run_finish(struct store *s, int64_t run_id, const char *status,
-		     const struct store_run_counts *c, struct err *err);
+                     const struct store_run_counts *c, struct err *err);
 
 /* A result read whole as text. CELLS[row * ncols + col] is NULL for SQL
  * NULL. The set owns everything; free with store_rows_free(). */
@@ -138,8 +138,8 @@ struct store_rows {
  * is any SQL error; a lost connection is ERR_RETRY and is re-established by
  * the next call (session state such as advisory locks is then gone). */
 int store_query(struct store *s, const char *what, const char *sql, int nparams,
-		const char *const *params, size_t max_rows, struct store_rows *out,
-		struct err *err);
+                const char *const *params, size_t max_rows, struct store_rows *out,
+                struct err *err);
 
 /* The text of a cell; NULL for SQL NULL or a row/column out of range. */
 const char *store_rows_get(const struct store_rows *r, size_t row, int col);
@@ -149,14 +149,14 @@ struct store_image {
 	const char *image_id;
 	const char *ad_id;
 	const char *url;
-	const char *created_at;		/* RFC 3339 */
-	const char *source;		/* where it came from: "ads.csv:12", "topic/3@1042" */
-	int ok;				/* 1: embedded; 0: failed */
-	const char *failure_stage;	/* when !ok: "fetch", "resize", "embed" */
-	const char *failure_reason;	/* when !ok */
-	int width, height;		/* 0 when unknown */
-	const char *content_sha256;	/* hex, or NULL */
-	const float *embedding;		/* dim floats when ok */
+	const char *created_at;     /* RFC 3339 */
+	const char *source;         /* where it came from: "ads.csv:12", "topic/3@1042" */
+	int ok;                     /* 1: embedded; 0: failed */
+	const char *failure_stage;  /* when !ok: "fetch", "resize", "embed" */
+	const char *failure_reason; /* when !ok */
+	int width, height;          /* 0 when unknown */
+	const char *content_sha256; /* hex, or NULL */
+	const float *embedding;     /* dim floats when ok */
 	int dim;
 };
 
@@ -166,14 +166,13 @@ struct store_image {
  * its last entry. A missing id, a non-finite float or an embedding size other
  * than the model's is ERR_FATAL and nothing is written. */
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
-		       const struct store_image *imgs, size_t n, struct err *err);
+                       const struct store_image *imgs, size_t n, struct err *err);
 
 /* A failure that is not tied to a stored photo (a bad CSV line, a poison
  * event). KEY identifies the item uniquely ("ads.csv:17", "topic/2@55");
  * IMAGE_ID and AD_ID may be NULL. Upserted by KEY. */
 int store_write_failure(struct store *s, int64_t run_id, const char *key, const char *image_id,
-			const char *ad_id, const char *stage, const char *reason,
-			struct err *err);
+                        const char *ad_id, const char *stage, const char *reason, struct err *err);
 
 /* Embeddings of every embedded photo of AD_ID for MODEL_ID, ordered by image
  * id in byte order (strcmp). A photo without a url reads as "". Free with
@@ -184,15 +183,15 @@ struct store_emb_set {
 	char **image_ids;
 	char **ad_ids;
 	char **urls;
-	float *emb;		/* n x dim */
+	float *emb; /* n x dim */
 };
 
 int store_ad_embeddings(struct store *s, int64_t model_id, const char *ad_id,
-			struct store_emb_set *out, struct err *err);
+                        struct store_emb_set *out, struct err *err);
 
 /* Every embedding stored for MODEL_ID (for evaluation), ordered by image id. */
 int store_all_embeddings(struct store *s, int64_t model_id, struct store_emb_set *out,
-			 struct err *err);
+                         struct err *err);
 
 void store_emb_set_free(struct store_emb_set *set);
 
@@ -207,7 +206,7 @@ struct store_group {
  * (so every photo of an ad goes in the same call). Photos must be in
  * ad_images already. An image id given twice keeps its last entry. */
 int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
-		       const struct store_group *g, size_t n, struct err *err);
+                       const struct store_group *g, size_t n, struct err *err);
 
 /* Groups of MODEL_ID, ordered by ad id, group id, image id (each in byte
  * order). Strings are owned by the result; free with store_groups_free(). */
@@ -218,7 +217,7 @@ struct store_group_set {
 };
 
 int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set *out,
-		       struct err *err);
+                       struct err *err);
 void store_groups_free(struct store_group_set *set);
 
 /* Take (LOCK = 1) or release (0) the lock that serialises grouping between
@@ -231,13 +230,13 @@ int store_groups_lock(struct store *s, int lock, struct err *err);
  * stopped between writing photos and grouping them). *ADS is a malloc'd
  * array of *N malloc'd strings; the caller frees both. */
 int store_ungrouped_ads(struct store *s, int64_t model_id, size_t max, char ***ads, size_t *n,
-			struct err *err);
+                        struct err *err);
 
 /* A photo as recorded in ad_images, for processing it again. */
 struct store_image_row {
 	char *image_id, *ad_id, *url;
-	char *created_at;	/* RFC 3339 UTC with microseconds */
-	char *source;		/* may be "" */
+	char *created_at; /* RFC 3339 UTC with microseconds */
+	char *source;     /* may be "" */
 };
 
 struct store_image_page {
@@ -250,8 +249,8 @@ struct store_image_page {
  * (AFTER_TS, AFTER_ID) (both NULL: from the first), at most LIMIT. Free OUT
  * with store_image_page_free(). */
 int store_list_images(struct store *s, long long since, long long until, const char *after_ts,
-		      const char *after_id, size_t limit, struct store_image_page *out,
-		      struct err *err);
+                      const char *after_id, size_t limit, struct store_image_page *out,
+                      struct err *err);
 void store_image_page_free(struct store_image_page *p);
 
 #ifdef __cplusplus

@@ -43,8 +43,7 @@ static int migrations_expected(const char *dir, char *list, size_t cap)
 		const char *base = strrchr(g.gl_pathv[i], '/') + 1;
 
 		at += (size_t)snprintf(list + at, cap - at, "%s%d:%s", i ? "," : "",
-				       (int)strtol(base, NULL, 10),
-				       base);
+		                       (int)strtol(base, NULL, 10), base);
 	}
 	n = (int)g.gl_pathc;
 	globfree(&g);
@@ -78,7 +77,7 @@ static void embedding_fill(float *v, uint32_t seed)
 }
 
 static struct store_image image_ok(const char *id, const char *ad, const char *sha,
-				   const float *emb)
+                                   const float *emb)
 {
 	struct store_image im = {0};
 
@@ -97,7 +96,7 @@ static struct store_image image_ok(const char *id, const char *ad, const char *s
 }
 
 static struct store_image image_failed(const char *id, const char *ad, const char *stage,
-				       const char *reason)
+                                       const char *reason)
 {
 	struct store_image im = {0};
 
@@ -141,8 +140,8 @@ static long query_long(const char *sql, const char *arg)
 	return strtol(buf, NULL, 10);
 }
 
-static const char *const dumped_tables[] = {"schema_migrations", "models", "ad_images",
-					     "image_embeddings", "image_groups", "failures"};
+static const char *const dumped_tables[] = {"schema_migrations", "models",       "ad_images",
+                                            "image_embeddings",  "image_groups", "failures"};
 #define N_DUMPED (sizeof(dumped_tables) / sizeof(dumped_tables[0]))
 
 /* A digest of every row of every table but pipeline_runs, with each row's
@@ -154,9 +153,9 @@ static void tables_digest(char out[N_DUMPED][40])
 
 	for (i = 0; i < N_DUMPED; i++) {
 		snprintf(sql, sizeof(sql),
-			 "SELECT md5(coalesce(string_agg(t::text || '@' || t.xmin::text, ','"
-			 " ORDER BY t::text), '')) FROM %s t",
-			 dumped_tables[i]);
+		         "SELECT md5(coalesce(string_agg(t::text || '@' || t.xmin::text, ','"
+		         " ORDER BY t::text), '')) FROM %s t",
+		         dumped_tables[i]);
 		query_text(out[i], 40, sql, NULL);
 	}
 }
@@ -167,9 +166,9 @@ static void row_versions(char *out, size_t cap, const char *table, const char *a
 	char sql[256];
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT string_agg(t.image_id || '=' || t.xmin::text, ',' ORDER BY t.image_id)"
-		 " FROM %s t JOIN ad_images i USING (image_id) WHERE i.ad_id = $1",
-		 table);
+	         "SELECT string_agg(t.image_id || '=' || t.xmin::text, ',' ORDER BY t.image_id)"
+	         " FROM %s t JOIN ad_images i USING (image_id) WHERE i.ad_id = $1",
+	         table);
 	query_text(out, cap, sql, ad);
 }
 
@@ -196,7 +195,7 @@ static PGconn *connect_admin(void)
 
 	if (PQstatus(conn) != CONNECTION_OK) {
 		fprintf(stderr, "test_store: PostgreSQL unreachable (PGHOST=%s): %s\n",
-			getenv("PGHOST") ? getenv("PGHOST") : "(unset)", PQerrorMessage(conn));
+		        getenv("PGHOST") ? getenv("PGHOST") : "(unset)", PQerrorMessage(conn));
 		PQfinish(conn);
 		return NULL;
 	}
@@ -230,9 +229,20 @@ static void db_drop(PGconn *admin, const char *name)
 
 static int group_setup(void **state)
 {
-	struct store_model m = {"mobilenetv2_100", "configs/models/m.safetensors",
-				"aaaa0000", DIM, 224, 224, 0.8, "{\"map50\": 0.71}", "active",
-				NULL, NULL, NULL, 0, 0};
+	struct store_model m = {"mobilenetv2_100",
+	                        "configs/models/m.safetensors",
+	                        "aaaa0000",
+	                        DIM,
+	                        224,
+	                        224,
+	                        0.8,
+	                        "{\"map50\": 0.71}",
+	                        "active",
+	                        NULL,
+	                        NULL,
+	                        NULL,
+	                        0,
+	                        0};
 	const char *root = getenv("ROOT");
 	struct err err = {0};
 
@@ -242,7 +252,7 @@ static int group_setup(void **state)
 		return -1;
 	/* Names are lower case and digits only, so they need no quoting. */
 	snprintf(C.dbname, sizeof(C.dbname), "store_test_%ld_%ld", (long)getpid(),
-		 (long)time(NULL));
+	         (long)time(NULL));
 	snprintf(C.conninfo, sizeof(C.conninfo), "dbname=%s", C.dbname);
 	snprintf(C.sql_dir, sizeof(C.sql_dir), "%s/sql", root ? root : ".");
 	if (db_create(C.admin, C.dbname) != 0)
@@ -283,13 +293,14 @@ static void test_migrations_apply_once(void **state)
 	char versions[256], expected[256];
 	int applied = -1;
 
-	assert_int_equal(C.applied_first, migrations_expected(C.sql_dir, expected, sizeof(expected)));
+	assert_int_equal(C.applied_first,
+	                 migrations_expected(C.sql_dir, expected, sizeof(expected)));
 	assert_ok(store_migrate(C.s, C.sql_dir, &applied, &err), err);
 	assert_int_equal(applied, 0);
 	query_text(versions, sizeof(versions),
-		   "SELECT string_agg(version || ':' || name, ',' ORDER BY version)"
-		   " FROM schema_migrations",
-		   NULL);
+	           "SELECT string_agg(version || ':' || name, ',' ORDER BY version)"
+	           " FROM schema_migrations",
+	           NULL);
 	assert_string_equal(versions, expected);
 }
 
@@ -362,48 +373,47 @@ static void test_batch_with_failures_gives_expected_rows(void **state)
 	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 6, &err), err);
 
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(image_id || ':' || ad_id || ':' || status, ','"
-		   " ORDER BY image_id) FROM ad_images WHERE ad_id IN ('ad-2a', 'ad-2b')",
-		   NULL);
+	           "SELECT string_agg(image_id || ':' || ad_id || ':' || status, ','"
+	           " ORDER BY image_id) FROM ad_images WHERE ad_id IN ('ad-2a', 'ad-2b')",
+	           NULL);
 	assert_string_equal(buf, "201:ad-2a:embedded,202:ad-2a:embedded,203:ad-2a:embedded,"
-				 "204:ad-2b:embedded,205:ad-2b:failed,206:ad-2b:failed");
+	                         "204:ad-2b:embedded,205:ad-2b:failed,206:ad-2b:failed");
 	snprintf(run, sizeof(run), "%" PRId64, r1);
 	assert_int_equal(query_long("SELECT count(*) FROM ad_images WHERE ad_id LIKE 'ad-2_'"
-				    " AND first_run_id = $1 AND changed_run_id = $1",
-				    run),
-			 6);
+	                            " AND first_run_id = $1 AND changed_run_id = $1",
+	                            run),
+	                 6);
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', failure_stage, failure_reason, width, height,"
-		   " content_sha256, created_at = '2026-11-30T09:30:00Z', source)"
-		   " FROM ad_images WHERE image_id = '205'",
-		   NULL);
+	           "SELECT concat_ws('|', failure_stage, failure_reason, width, height,"
+	           " content_sha256, created_at = '2026-11-30T09:30:00Z', source)"
+	           " FROM ad_images WHERE image_id = '205'",
+	           NULL);
 	assert_string_equal(buf, "fetch|file not found|t|ads.csv:8");
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', failure_stage, width, height, content_sha256, url)"
-		   " FROM ad_images WHERE image_id = '201'",
-		   NULL);
+	           "SELECT concat_ws('|', failure_stage, width, height, content_sha256, url)"
+	           " FROM ad_images WHERE image_id = '201'",
+	           NULL);
 	assert_string_equal(buf, "640|480|h201|file:///data/ads/photo.jpg");
 
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(image_id || ':' || dim || ':' || content_sha256, ','"
-		   " ORDER BY image_id) FROM image_embeddings WHERE image_id LIKE '20_'",
-		   NULL);
+	           "SELECT string_agg(image_id || ':' || dim || ':' || content_sha256, ','"
+	           " ORDER BY image_id) FROM image_embeddings WHERE image_id LIKE '20_'",
+	           NULL);
 	assert_string_equal(buf, "201:512:h201,202:512:h202,203:512:h203,204:512:h204");
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(key || ':' || image_id || ':' || ad_id || ':' || stage"
-		   " || ':' || reason, ',' ORDER BY key) FROM failures WHERE ad_id = 'ad-2b'",
-		   NULL);
+	           "SELECT string_agg(key || ':' || image_id || ':' || ad_id || ':' || stage"
+	           " || ':' || reason, ',' ORDER BY key) FROM failures WHERE ad_id = 'ad-2b'",
+	           NULL);
 	assert_string_equal(buf, "image:205:205:ad-2b:fetch:file not found,"
-				 "image:206:206:ad-2b:resize:not a JPEG");
+	                         "image:206:206:ad-2b:resize:not a JPEG");
 }
 
 static void test_same_input_twice_leaves_tables_identical(void **state)
 {
 	static float e[3][DIM];
 	struct store_image batch[4];
-	struct store_group groups[3] = {{"301", "ad-3", "ad-3:301"},
-					{"302", "ad-3", "ad-3:301"},
-					{"303", "ad-3", "ad-3:303"}};
+	struct store_group groups[3] = {
+	    {"301", "ad-3", "ad-3:301"}, {"302", "ad-3", "ad-3:301"}, {"303", "ad-3", "ad-3:303"}};
 	char before[N_DUMPED][40], after[N_DUMPED][40];
 	struct err err = {0};
 	int64_t r1, r2;
@@ -420,8 +430,8 @@ static void test_same_input_twice_leaves_tables_identical(void **state)
 	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 4, &err), err);
 	assert_ok(store_write_groups(C.s, r1, C.model_id, groups, 3, &err), err);
 	assert_ok(store_write_failure(C.s, r1, "ads.csv:99", NULL, "ad-3", "source",
-				      "missing ad_id", &err),
-		  err);
+	                              "missing ad_id", &err),
+	          err);
 	tables_digest(before);
 
 	r2 = run_begin();
@@ -429,8 +439,8 @@ static void test_same_input_twice_leaves_tables_identical(void **state)
 	assert_ok(store_write_images(C.s, r2, C.model_id, batch, 4, &err), err);
 	assert_ok(store_write_groups(C.s, r2, C.model_id, groups, 3, &err), err);
 	assert_ok(store_write_failure(C.s, r2, "ads.csv:99", NULL, "ad-3", "source",
-				      "missing ad_id", &err),
-		  err);
+	                              "missing ad_id", &err),
+	          err);
 	tables_digest(after);
 
 	for (i = 0; i < (int)N_DUMPED; i++)
@@ -492,11 +502,11 @@ static void test_embeddings_round_trip_bit_exact(void **state)
 static void others_versions(char *out)
 {
 	query_text(out, 128,
-		   "SELECT string_agg(t || ':' || image_id || '=' || x, ',' ORDER BY t, image_id)"
-		   " FROM (SELECT 'i' t, image_id, xmin::text x FROM ad_images"
-		   " UNION ALL SELECT 'e', image_id, xmin::text FROM image_embeddings) v"
-		   " WHERE image_id IN ('501', '503')",
-		   NULL);
+	           "SELECT string_agg(t || ':' || image_id || '=' || x, ',' ORDER BY t, image_id)"
+	           " FROM (SELECT 'i' t, image_id, xmin::text x FROM ad_images"
+	           " UNION ALL SELECT 'e', image_id, xmin::text FROM image_embeddings) v"
+	           " WHERE image_id IN ('501', '503')",
+	           NULL);
 }
 
 static void test_changed_content_hash_rewrites_only_that_row(void **state)
@@ -543,15 +553,15 @@ static void test_changed_content_hash_rewrites_only_that_row(void **state)
 	others_versions(others_after);
 	assert_string_equal(others_after, others_before);
 	query_text(runs, sizeof(runs),
-		   "SELECT string_agg(image_id || '=' || changed_run_id, ',' ORDER BY image_id)"
-		   " FROM ad_images WHERE ad_id = 'ad-5'",
-		   NULL);
+	           "SELECT string_agg(image_id || '=' || changed_run_id, ',' ORDER BY image_id)"
+	           " FROM ad_images WHERE ad_id = 'ad-5'",
+	           NULL);
 	snprintf(want, sizeof(want), "501=%" PRId64 ",502=%" PRId64 ",503=%" PRId64, r1, r2, r1);
 	assert_string_equal(runs, want);
 	query_text(runs, sizeof(runs),
-		   "SELECT string_agg(image_id || '=' || run_id, ',' ORDER BY image_id)"
-		   " FROM image_embeddings WHERE image_id LIKE '50_'",
-		   NULL);
+	           "SELECT string_agg(image_id || '=' || run_id, ',' ORDER BY image_id)"
+	           " FROM image_embeddings WHERE image_id LIKE '50_'",
+	           NULL);
 	assert_string_equal(runs, want);
 
 	assert_ok(store_ad_embeddings(C.s, C.model_id, "ad-5", &set, &err), err);
@@ -580,16 +590,16 @@ static void test_failure_then_success_removes_failure_row(void **state)
 	embedding_fill(e, 700);
 	assert_ok(store_write_images(C.s, run_begin(), C.model_id, &im, 1, &err), err);
 	assert_int_equal(query_long("SELECT count(*) FROM failures WHERE key = 'image:701'", NULL),
-			 1);
+	                 1);
 
 	im = image_ok("701", "ad-7", "h701", e);
 	assert_ok(store_write_images(C.s, run_begin(), C.model_id, &im, 1, &err), err);
 	assert_int_equal(query_long("SELECT count(*) FROM failures WHERE key = 'image:701'", NULL),
-			 0);
+	                 0);
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', status, failure_stage, failure_reason, content_sha256)"
-		   " FROM ad_images WHERE image_id = '701'",
-		   NULL);
+	           "SELECT concat_ws('|', status, failure_stage, failure_reason, content_sha256)"
+	           " FROM ad_images WHERE image_id = '701'",
+	           NULL);
 	assert_string_equal(buf, "embedded|h701");
 }
 
@@ -606,12 +616,12 @@ static void test_duplicate_ids_in_one_batch_last_wins(void **state)
 	batch[2] = image_ok("1501", "ad-15", "h1501", e);
 	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 3, &err), err);
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(image_id || ':' || status, ',' ORDER BY image_id)"
-		   " FROM ad_images WHERE ad_id = 'ad-15'",
-		   NULL);
+	           "SELECT string_agg(image_id || ':' || status, ',' ORDER BY image_id)"
+	           " FROM ad_images WHERE ad_id = 'ad-15'",
+	           NULL);
 	assert_string_equal(buf, "1501:embedded,1502:embedded");
-	assert_int_equal(
-		query_long("SELECT count(*) FROM failures WHERE key = 'image:1501'", NULL), 0);
+	assert_int_equal(query_long("SELECT count(*) FROM failures WHERE key = 'image:1501'", NULL),
+	                 0);
 }
 
 /* ---- groups ---- */
@@ -621,9 +631,9 @@ static void test_group_replacement_deletes_stale_rows(void **state)
 	static float e[4][DIM];
 	struct store_image batch[4];
 	struct store_group first[4] = {{"601", "ad-6a", "g1"},
-				       {"602", "ad-6a", "g1"},
-				       {"603", "ad-6a", "g3"},
-				       {"604", "ad-6b", "gb"}};
+	                               {"602", "ad-6a", "g1"},
+	                               {"603", "ad-6a", "g3"},
+	                               {"604", "ad-6b", "gb"}};
 	struct store_group second[2] = {{"602", "ad-6a", "g2"}, {"601", "ad-6a", "g1"}};
 	struct store_group_set set = {0};
 	struct err err = {0};
@@ -641,24 +651,24 @@ static void test_group_replacement_deletes_stale_rows(void **state)
 	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 4, &err), err);
 	assert_ok(store_write_groups(C.s, r1, C.model_id, first, 4, &err), err);
 	query_text(before, sizeof(before),
-		   "SELECT string_agg(image_id || '=' || xmin, ',' ORDER BY image_id)"
-		   " FROM image_groups WHERE image_id IN ('601', '604')",
-		   NULL);
+	           "SELECT string_agg(image_id || '=' || xmin, ',' ORDER BY image_id)"
+	           " FROM image_groups WHERE image_id IN ('601', '604')",
+	           NULL);
 
 	r2 = run_begin();
 	assert_ok(store_write_groups(C.s, r2, C.model_id, second, 2, &err), err);
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(image_id || ':' || ad_id || ':' || group_id || ':' || run_id,"
-		   " ',' ORDER BY image_id) FROM image_groups WHERE image_id LIKE '60_'",
-		   NULL);
+	           "SELECT string_agg(image_id || ':' || ad_id || ':' || group_id || ':' || run_id,"
+	           " ',' ORDER BY image_id) FROM image_groups WHERE image_id LIKE '60_'",
+	           NULL);
 	snprintf(want, sizeof(want),
-		 "601:ad-6a:g1:%" PRId64 ",602:ad-6a:g2:%" PRId64 ",604:ad-6b:gb:%" PRId64, r1, r2,
-		 r1);
+	         "601:ad-6a:g1:%" PRId64 ",602:ad-6a:g2:%" PRId64 ",604:ad-6b:gb:%" PRId64, r1, r2,
+	         r1);
 	assert_string_equal(buf, want);
 	query_text(after, sizeof(after),
-		   "SELECT string_agg(image_id || '=' || xmin, ',' ORDER BY image_id)"
-		   " FROM image_groups WHERE image_id IN ('601', '604')",
-		   NULL);
+	           "SELECT string_agg(image_id || '=' || xmin, ',' ORDER BY image_id)"
+	           " FROM image_groups WHERE image_id IN ('601', '604')",
+	           NULL);
 	assert_string_equal(after, before);
 
 	assert_ok(store_fetch_groups(C.s, C.model_id, &set, &err), err);
@@ -673,9 +683,9 @@ static void test_group_replacement_deletes_stale_rows(void **state)
 	store_groups_free(&set);
 
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(group_id || '=' || array_to_string(image_ids, '+') || '/' ||"
-		   " photos, ',' ORDER BY group_id) FROM ad_groups WHERE ad_id = 'ad-6a'",
-		   NULL);
+	           "SELECT string_agg(group_id || '=' || array_to_string(image_ids, '+') || '/' ||"
+	           " photos, ',' ORDER BY group_id) FROM ad_groups WHERE ad_id = 'ad-6a'",
+	           NULL);
 	assert_string_equal(buf, "g1=601/1,g2=602/1");
 }
 
@@ -684,9 +694,9 @@ static void test_views_order_numeric_ids_and_summarise_ads(void **state)
 	static float e[DIM];
 	struct store_image batch[5];
 	struct store_group groups[4] = {{"10", "ad-9", "ad-9:9"},
-					{"x1", "ad-9", "ad-9:9"},
-					{"9", "ad-9", "ad-9:9"},
-					{"100", "ad-9", "ad-9:9"}};
+	                                {"x1", "ad-9", "ad-9:9"},
+	                                {"9", "ad-9", "ad-9:9"},
+	                                {"100", "ad-9", "ad-9:9"}};
 	struct err err = {0};
 	char buf[128];
 	int64_t run = run_begin();
@@ -701,14 +711,14 @@ static void test_views_order_numeric_ids_and_summarise_ads(void **state)
 	assert_ok(store_write_groups(C.s, run, C.model_id, groups, 4, &err), err);
 
 	query_text(buf, sizeof(buf),
-		   "SELECT array_to_string(image_ids, ',') || '/' || photos FROM ad_groups"
-		   " WHERE ad_id = 'ad-9'",
-		   NULL);
+	           "SELECT array_to_string(image_ids, ',') || '/' || photos FROM ad_groups"
+	           " WHERE ad_id = 'ad-9'",
+	           NULL);
 	assert_string_equal(buf, "9,10,100,x1/4");
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', groups, photos, photos_embedded, photos_failed,"
-		   " photos_grouped) FROM ad_summary WHERE ad_id = 'ad-9'",
-		   NULL);
+	           "SELECT concat_ws('|', groups, photos, photos_embedded, photos_failed,"
+	           " photos_grouped) FROM ad_summary WHERE ad_id = 'ad-9'",
+	           NULL);
 	assert_string_equal(buf, "1|5|4|1|4");
 }
 
@@ -784,10 +794,9 @@ static void test_bad_batches_are_fatal_and_write_nothing(void **state)
 	assert_non_null(strstr(err.msg, "23503"));
 
 	assert_int_equal(query_long("SELECT count(*) FROM ad_images WHERE ad_id = 'ad-14'", NULL),
-			 0);
-	assert_int_equal(query_long("SELECT count(*) FROM image_groups WHERE ad_id = 'ad-14'",
-				    NULL),
-			 0);
+	                 0);
+	assert_int_equal(
+	    query_long("SELECT count(*) FROM image_groups WHERE ad_id = 'ad-14'", NULL), 0);
 
 	/* The handle is still usable after a failed transaction. */
 	im.created_at = NULL;
@@ -798,8 +807,20 @@ static void test_bad_batches_are_fatal_and_write_nothing(void **state)
 
 static void test_model_register_is_idempotent_and_one_is_active(void **state)
 {
-	struct store_model a = {"tf_efficientnet_b0_ns", "a.safetensors", "bbbb1111", DIM,
-				512, 512, NAN, NULL, "candidate", NULL, NULL, NULL, 0, 0};
+	struct store_model a = {"tf_efficientnet_b0_ns",
+	                        "a.safetensors",
+	                        "bbbb1111",
+	                        DIM,
+	                        512,
+	                        512,
+	                        NAN,
+	                        NULL,
+	                        "candidate",
+	                        NULL,
+	                        NULL,
+	                        NULL,
+	                        0,
+	                        0};
 	struct store_model b = a, c = a;
 	struct err err = {0};
 	int64_t ida = 0, ida2 = 0, idb = 0, idc = 0, active = 0;
@@ -810,14 +831,13 @@ static void test_model_register_is_idempotent_and_one_is_active(void **state)
 	assert_ok(store_model_register(C.s, &a, &ida2, &err), err);
 	assert_true(ida > 0);
 	assert_int_equal(ida, ida2);
-	assert_int_equal(query_long("SELECT count(*) FROM models WHERE weights_sha256 = 'bbbb1111'",
-				    NULL),
-			 1);
+	assert_int_equal(
+	    query_long("SELECT count(*) FROM models WHERE weights_sha256 = 'bbbb1111'", NULL), 1);
 	snprintf(id, sizeof(id), "%" PRId64, ida);
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', status, threshold IS NULL, metrics IS NULL) FROM models"
-		   " WHERE id = $1::bigint",
-		   id);
+	           "SELECT concat_ws('|', status, threshold IS NULL, metrics IS NULL) FROM models"
+	           " WHERE id = $1::bigint",
+	           id);
 	assert_string_equal(buf, "candidate|t|t");
 
 	b.weights_sha256 = "cccc2222";
@@ -840,9 +860,9 @@ static void test_model_register_is_idempotent_and_one_is_active(void **state)
 	assert_true(isnan(thr));
 	snprintf(id, sizeof(id), "%" PRId64, idb);
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', status, promoted_at IS NOT NULL) FROM models"
-		   " WHERE id = $1::bigint",
-		   id);
+	           "SELECT concat_ws('|', status, promoted_at IS NOT NULL) FROM models"
+	           " WHERE id = $1::bigint",
+	           id);
 	assert_string_equal(buf, "retired|t");
 	/* Registering an existing model again does not promote it. */
 	assert_ok(store_model_register(C.s, &b, &idb, &err), err);
@@ -856,7 +876,7 @@ static void test_model_register_is_idempotent_and_one_is_active(void **state)
 	assert_int_equal(active, C.model_id);
 	assert_true(thr == 0.8);
 	assert_int_equal(query_long("SELECT count(*) FROM models WHERE status = 'active'", NULL),
-			 1);
+	                 1);
 	assert_int_equal(store_model_promote(C.s, 987654321, &err), -1);
 	assert_int_equal(err.kind, ERR_FATAL);
 
@@ -869,9 +889,20 @@ static void test_model_register_is_idempotent_and_one_is_active(void **state)
  * promotions and two rollbacks end where they started. */
 static void test_promotions_are_recorded_and_rollback_walks_back(void **state)
 {
-	struct store_model x = {"mobilenetv2_100", "x.safetensors", "eeee4444", DIM, 128, 128,
-				0.7, "{\"map_at_50\": 0.7}", "candidate",
-				"{\"pool\": \"Average\"}", "{\"seed\": 7}", "x.json", 0, 0};
+	struct store_model x = {"mobilenetv2_100",
+	                        "x.safetensors",
+	                        "eeee4444",
+	                        DIM,
+	                        128,
+	                        128,
+	                        0.7,
+	                        "{\"map_at_50\": 0.7}",
+	                        "candidate",
+	                        "{\"pool\": \"Average\"}",
+	                        "{\"seed\": 7}",
+	                        "x.json",
+	                        0,
+	                        0};
 	struct store_model y = x;
 	struct store_model_info info;
 	struct err err = {0};
@@ -890,10 +921,10 @@ static void test_promotions_are_recorded_and_rollback_walks_back(void **state)
 	assert_ok(store_model_promote(C.s, idy, &err), err);
 	snprintf(id, sizeof(id), "%" PRId64, idx);
 	query_text(buf, sizeof(buf),
-		   "SELECT string_agg(kind || ':' || coalesce(reason, ''), ',' ORDER BY id)"
-		   " FROM model_promotions WHERE model_id = $1::bigint OR previous_model_id ="
-		   " $1::bigint",
-		   id);
+	           "SELECT string_agg(kind || ':' || coalesce(reason, ''), ',' ORDER BY id)"
+	           " FROM model_promotions WHERE model_id = $1::bigint OR previous_model_id ="
+	           " $1::bigint",
+	           id);
 	assert_string_equal(buf, "gate:map 0.7 > 0.6,manual:");
 
 	assert_ok(store_model_rollback(C.s, &now, &undone, &err), err);
@@ -905,9 +936,9 @@ static void test_promotions_are_recorded_and_rollback_walks_back(void **state)
 	assert_ok(store_model_active(C.s, &active, &thr, &err), err);
 	assert_int_equal(active, C.model_id);
 	assert_int_equal(query_long("SELECT count(*) FROM model_promotions WHERE kind = 'rollback'"
-				    " AND undone_at IS NULL",
-				    NULL),
-			 2);
+	                            " AND undone_at IS NULL",
+	                            NULL),
+	                 2);
 
 	/* a model read back with what it was registered with */
 	assert_ok(store_model_get(C.s, idx, &info, &err), err);
@@ -923,10 +954,11 @@ static void test_promotions_are_recorded_and_rollback_walks_back(void **state)
 	assert_ok(store_model_by_sha(C.s, "0000", &found, &err), err);
 	assert_int_equal(found, 0);
 	snprintf(id, sizeof(id), "%" PRId64, idx);
-	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', parent_id = (SELECT min(id) FROM models), training->>'seed',"
-		   " sidecar_path) FROM models WHERE id = $1::bigint",
-		   id);
+	query_text(
+	    buf, sizeof(buf),
+	    "SELECT concat_ws('|', parent_id = (SELECT min(id) FROM models), training->>'seed',"
+	    " sidecar_path) FROM models WHERE id = $1::bigint",
+	    id);
 	assert_string_equal(buf, "t|7|x.json");
 }
 
@@ -941,20 +973,20 @@ static void test_run_begin_and_finish_record_rows(void **state)
 	assert_ok(store_run_begin(C.s, &r, &id, &err), err);
 	snprintf(sid, sizeof(sid), "%" PRId64, id);
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', kind, date, status, host, version, model_id,"
-		   " finished_at IS NULL, photos_in IS NULL) FROM pipeline_runs"
-		   " WHERE id = $1::bigint",
-		   sid);
+	           "SELECT concat_ws('|', kind, date, status, host, version, model_id,"
+	           " finished_at IS NULL, photos_in IS NULL) FROM pipeline_runs"
+	           " WHERE id = $1::bigint",
+	           sid);
 	snprintf(want, sizeof(want), "backfill|2026-11-29|running|host-1|1.2.3|%" PRId64 "|t|t",
-		 C.model_id);
+	         C.model_id);
 	assert_string_equal(buf, want);
 
 	assert_ok(store_run_finish(C.s, id, "partial", &c, &err), err);
 	query_text(buf, sizeof(buf),
-		   "SELECT concat_ws('|', status, photos_in, photos_embedded, photos_failed,"
-		   " ads_grouped, elapsed_s, finished_at >= started_at) FROM pipeline_runs"
-		   " WHERE id = $1::bigint",
-		   sid);
+	           "SELECT concat_ws('|', status, photos_in, photos_embedded, photos_failed,"
+	           " ads_grouped, elapsed_s, finished_at >= started_at) FROM pipeline_runs"
+	           " WHERE id = $1::bigint",
+	           sid);
 	assert_string_equal(buf, "partial|100|97|3|40|12.5|t");
 
 	assert_int_equal(store_run_finish(C.s, id + 1000000, "ok", &c, &err), -1);
@@ -972,8 +1004,8 @@ static void test_open_bad_socket_is_retry_without_password(void **state)
 	struct store *s;
 
 	s = store_open("host=/nonexistent/store-test dbname=x user=u password=secret123"
-		       " connect_timeout=2",
-		       &err);
+	               " connect_timeout=2",
+	               &err);
 	assert_null(s);
 	assert_int_equal(err.kind, ERR_RETRY);
 	assert_true(strlen(err.msg) > 0);
@@ -1041,10 +1073,10 @@ static void test_killed_session_mid_transaction_is_retry(void **state)
 
 	for (tries = 0; tries < 200 && !*pid; tries++) {
 		PGresult *r = query(C.db,
-				    "SELECT pid FROM pg_stat_activity"
-				    " WHERE application_name = 'store-test-victim'"
-				    " AND wait_event_type = 'Lock'",
-				    NULL);
+		                    "SELECT pid FROM pg_stat_activity"
+		                    " WHERE application_name = 'store-test-victim'"
+		                    " AND wait_event_type = 'Lock'",
+		                    NULL);
 
 		if (PQntuples(r) == 1)
 			snprintf(pid, sizeof(pid), "%s", PQgetvalue(r, 0, 0));
@@ -1062,34 +1094,34 @@ static void test_killed_session_mid_transaction_is_retry(void **state)
 	assert_int_equal(job.rc, -1);
 	assert_int_equal(job.err.kind, ERR_RETRY);
 	assert_int_equal(query_long("SELECT count(*) FROM ad_images WHERE ad_id = 'ad-13'", NULL),
-			 0);
+	                 0);
 
 	assert_ok(store_write_images(job.s, 0, C.model_id, batch, 2, &err), err);
 	assert_int_equal(query_long("SELECT count(*) FROM ad_images WHERE ad_id = 'ad-13'", NULL),
-			 2);
+	                 2);
 	store_close(job.s);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_migrations_apply_once),
-		cmocka_unit_test(test_concurrent_migrations_apply_each_file_once),
-		cmocka_unit_test(test_batch_with_failures_gives_expected_rows),
-		cmocka_unit_test(test_same_input_twice_leaves_tables_identical),
-		cmocka_unit_test(test_embeddings_round_trip_bit_exact),
-		cmocka_unit_test(test_changed_content_hash_rewrites_only_that_row),
-		cmocka_unit_test(test_failure_then_success_removes_failure_row),
-		cmocka_unit_test(test_duplicate_ids_in_one_batch_last_wins),
-		cmocka_unit_test(test_group_replacement_deletes_stale_rows),
-		cmocka_unit_test(test_views_order_numeric_ids_and_summarise_ads),
-		cmocka_unit_test(test_hostile_ids_are_stored_verbatim),
-		cmocka_unit_test(test_bad_batches_are_fatal_and_write_nothing),
-		cmocka_unit_test(test_model_register_is_idempotent_and_one_is_active),
-		cmocka_unit_test(test_promotions_are_recorded_and_rollback_walks_back),
-		cmocka_unit_test(test_run_begin_and_finish_record_rows),
-		cmocka_unit_test(test_open_bad_socket_is_retry_without_password),
-		cmocka_unit_test(test_killed_session_mid_transaction_is_retry),
+	    cmocka_unit_test(test_migrations_apply_once),
+	    cmocka_unit_test(test_concurrent_migrations_apply_each_file_once),
+	    cmocka_unit_test(test_batch_with_failures_gives_expected_rows),
+	    cmocka_unit_test(test_same_input_twice_leaves_tables_identical),
+	    cmocka_unit_test(test_embeddings_round_trip_bit_exact),
+	    cmocka_unit_test(test_changed_content_hash_rewrites_only_that_row),
+	    cmocka_unit_test(test_failure_then_success_removes_failure_row),
+	    cmocka_unit_test(test_duplicate_ids_in_one_batch_last_wins),
+	    cmocka_unit_test(test_group_replacement_deletes_stale_rows),
+	    cmocka_unit_test(test_views_order_numeric_ids_and_summarise_ads),
+	    cmocka_unit_test(test_hostile_ids_are_stored_verbatim),
+	    cmocka_unit_test(test_bad_batches_are_fatal_and_write_nothing),
+	    cmocka_unit_test(test_model_register_is_idempotent_and_one_is_active),
+	    cmocka_unit_test(test_promotions_are_recorded_and_rollback_walks_back),
+	    cmocka_unit_test(test_run_begin_and_finish_record_rows),
+	    cmocka_unit_test(test_open_bad_socket_is_retry_without_password),
+	    cmocka_unit_test(test_killed_session_mid_transaction_is_retry),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -127,8 +127,20 @@ out:
 int main(int argc, char **argv)
 {
 	static const size_t batches[] = {32, 1000};
-	struct store_model m = {"mobilenetv2_100", "bench.safetensors", "bench", DIM, 224, 224,
-				0.8, NULL, "active", NULL, NULL, NULL, 0, 0};
+	struct store_model m = {"mobilenetv2_100",
+	                        "bench.safetensors",
+	                        "bench",
+	                        DIM,
+	                        224,
+	                        224,
+	                        0.8,
+	                        NULL,
+	                        "active",
+	                        NULL,
+	                        NULL,
+	                        NULL,
+	                        0,
+	                        0};
 	struct store_run r = {"nightly", NULL, "bench", "bench", 0};
 	size_t rows = argc > 1 ? strtoul(argv[1], NULL, 10) : 20000, i, b;
 	const char *root = getenv("ROOT");

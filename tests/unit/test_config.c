@@ -48,15 +48,15 @@ static const char *write_tmp(const char *name, const char *text)
 }
 
 static const char *model_yaml = "architecture:\n"
-				"  backbone: mobilenetv2_100\n"
-				"  embedding_size: 1280\n"
-				"  pool: Average\n"
-				"image:\n"
-				"  image_height: 224\n"
-				"  image_width: 224\n"
-				"  image_normalization: Custom\n"
-				"  image_mean: [128, 128, 128]\n"
-				"  image_std: [128, 128, 128]\n";
+                                "  backbone: mobilenetv2_100\n"
+                                "  embedding_size: 1280\n"
+                                "  pool: Average\n"
+                                "image:\n"
+                                "  image_height: 224\n"
+                                "  image_width: 224\n"
+                                "  image_normalization: Custom\n"
+                                "  image_mean: [128, 128, 128]\n"
+                                "  image_std: [128, 128, 128]\n";
 
 /* A pipeline config with the given extra text appended to the pipeline
  * section; returns its path. */
@@ -66,18 +66,18 @@ static const char *pipeline_yaml(const char *db_extra, const char *pipeline_extr
 
 	write_tmp("model.yaml", model_yaml);
 	snprintf(text, sizeof(text),
-		 "database:\n"
-		 "  conninfo: \"host=/tmp dbname=bikes password=hunter2 user=p\"\n%s"
-		 "source:\n"
-		 "  kind: dir\n"
-		 "  csv: %s/data/sop-ads/ads.csv\n"
-		 "  images_root: %s/data/sop-ads\n"
-		 "pipeline:\n"
-		 "  batch_size: 8\n%s"
-		 "model:\n"
-		 "  config: model.yaml\n"
-		 "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
-		 db_extra, shared, shared, pipeline_extra, shared);
+	         "database:\n"
+	         "  conninfo: \"host=/tmp dbname=bikes password=hunter2 user=p\"\n%s"
+	         "source:\n"
+	         "  kind: dir\n"
+	         "  csv: %s/data/sop-ads/ads.csv\n"
+	         "  images_root: %s/data/sop-ads\n"
+	         "pipeline:\n"
+	         "  batch_size: 8\n%s"
+	         "model:\n"
+	         "  config: model.yaml\n"
+	         "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
+	         db_extra, shared, shared, pipeline_extra, shared);
 	return write_tmp("pipeline.yaml", text);
 }
 
@@ -89,8 +89,8 @@ static void test_good_file_and_defaults(void **state)
 
 	assert_int_equal(config_load(cfg, pipeline_yaml("", ""), &err), 0);
 	assert_int_equal(cfg->batch_size, 8);
-	assert_int_equal(cfg->queue_depth, 64);		/* default */
-	assert_true(isnan(cfg->threshold));		/* auto */
+	assert_int_equal(cfg->queue_depth, 64); /* default */
+	assert_true(isnan(cfg->threshold));     /* auto */
 	assert_int_equal(cfg->linkage, LINKAGE_AVERAGE);
 	assert_int_equal(cfg->model.image_width, 224);
 	assert_int_equal(cfg->model.norm, RESIZE_NORM_CUSTOM);
@@ -140,20 +140,21 @@ static void expect_error(const char *path, const char *needle)
 
 static void test_unknown_key_names_file_and_line(void **state)
 {
-	expect_error(pipeline_yaml("", "  batch_sise: 8\n"), "pipeline.yaml:9: pipeline.batch_sise: unknown key");
+	expect_error(pipeline_yaml("", "  batch_sise: 8\n"),
+	             "pipeline.yaml:9: pipeline.batch_sise: unknown key");
 }
 
 static void test_bad_values_name_line_and_reason(void **state)
 {
 	expect_error(pipeline_yaml("", "  queue_depth: lots\n"),
-		     "pipeline.yaml:9: pipeline.queue_depth: 'lots' is not a whole number");
+	             "pipeline.yaml:9: pipeline.queue_depth: 'lots' is not a whole number");
 	expect_error(pipeline_yaml("", "  resize_threads: -3\n"), ":9: pipeline.resize_threads: "
-		     "-3 is out of range");
+	                                                          "-3 is out of range");
 	expect_error(pipeline_yaml("", "  queue_depth: 4\n"), "queue_depth (4) must be at least");
 	expect_error(pipeline_yaml("", "  batch_size: 9\n"), "given twice (first on line 8)");
 	expect_error(pipeline_yaml("grouping:\n  linkage: ward\n", ""),
-		     ":4: grouping.linkage: 'ward' is not supported (one of: average, single, "
-		     "complete)");
+	             ":4: grouping.linkage: 'ward' is not supported (one of: average, single, "
+	             "complete)");
 }
 
 /* Wrong types, ranges and broken files, each named with file:line and key. */
@@ -179,8 +180,9 @@ static void test_wrong_types_ranges_and_broken_files(void **state)
 	             "pipeline.yaml:4: limits.max_bytes: 0 is out of range [1, 2147483647]");
 	expect_error(pipeline_yaml("model:\n  channels_last: maybe\n", ""),
 	             "pipeline.yaml:4: model.channels_last: 'maybe' is not true or false");
-	expect_error(pipeline_yaml("source:\n  kind: ftp\n", ""),
-	             "pipeline.yaml:4: source.kind: 'ftp' is not supported (one of: dir, kafka, db)");
+	expect_error(
+	    pipeline_yaml("source:\n  kind: ftp\n", ""),
+	    "pipeline.yaml:4: source.kind: 'ftp' is not supported (one of: dir, kafka, db)");
 	expect_error(pipeline_yaml("database:\n  sql_dir: [a]\n", ""),
 	             "database.sql_dir: expected a single value");
 	expect_error(write_tmp("p3.yaml", "database: [unclosed\n"),
@@ -204,24 +206,26 @@ static void test_model_config_errors(void **state)
 	p = write_tmp("m1.yaml", "architecture:\n  backbone: resnet50\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "m1.yaml:2: architecture.backbone: 'resnet50' is not "
-				   "supported"));
+	                                "supported"));
 	p = write_tmp("m2.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
-		      "  image_channels: 1\n");
+	                         "  image_channels: 1\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, ":4: image.image_channels"));
 	p = write_tmp("m3.yaml", "image:\n  image_height: 224\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "architecture.backbone: required key missing"));
-	p = write_tmp("m4.yaml", "architecture:\n  backbone: mobilenetv2_100\naugmentation:\n"
-		      "  custom_inference_augmentations: '{\"transform\": {\"__class_fullname__\": "
-		      "\"Compose\", \"transforms\": [{\"__class_fullname__\": \"HorizontalFlip\"}]}}'\n");
+	p = write_tmp(
+	    "m4.yaml",
+	    "architecture:\n  backbone: mobilenetv2_100\naugmentation:\n"
+	    "  custom_inference_augmentations: '{\"transform\": {\"__class_fullname__\": "
+	    "\"Compose\", \"transforms\": [{\"__class_fullname__\": \"HorizontalFlip\"}]}}'\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "only a plain Resize"));
 	p = write_tmp("m5.yaml", "architecture: [1, 2\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "invalid YAML"));
 	p = write_tmp("m6.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
-		      "  image_mean: [1, 2]\n");
+	                         "  image_mean: [1, 2]\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, ":4: image.image_mean: expected a list of 3 numbers"));
 	p = write_tmp("m7.yaml", "architecture:\n  backbone: mobilenetv2_100\nimage:\n"
@@ -242,12 +246,14 @@ static void test_missing_files_are_named(void **state)
 	assert_int_equal(config_load(cfg, "/nonexistent/pipeline.yaml", &err), -1);
 	assert_non_null(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open"));
 	write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n  weights: nothere.safetensors\n"
-		  "source:\n  csv: a.csv\n  images_root: .\n");
-	assert_int_equal(config_load(cfg, write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
-						  "  weights: nothere.safetensors\nsource:\n"
-						  "  csv: a.csv\n  images_root: .\n"),
-				     &err),
-			 -1);
+	                     "source:\n  csv: a.csv\n  images_root: .\n");
+	assert_int_equal(
+	    config_load(cfg,
+	                write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
+	                                     "  weights: nothere.safetensors\nsource:\n"
+	                                     "  csv: a.csv\n  images_root: .\n"),
+	                &err),
+	    -1);
 	assert_non_null(strstr(err.msg, "model.weights: cannot read"));
 	free(cfg);
 }
@@ -288,25 +294,25 @@ static void test_kafka_map_passes_through_and_hides_secrets(void **state)
 	size_t n;
 
 	assert_int_equal(config_load(cfg,
-				     pipeline_yaml("kafka:\n"
-						   "  bootstrap.servers: \"b1:9093,b2:9093\"\n"
-						   "  security.protocol: sasl_ssl\n"
-						   "  sasl.mechanisms: SCRAM-SHA-512\n"
-						   "  sasl.username: pipeline\n"
-						   "  sasl.password: s3cr3t-kafka\n"
-						   "  ssl.key.password: k3y-pass\n"
-						   "kafka_source:\n"
-						   "  topic: ad-images\n"
-						   "  clock_skew_s: 600\n",
-						   ""),
-				     &err),
-			 0);
+	                             pipeline_yaml("kafka:\n"
+	                                           "  bootstrap.servers: \"b1:9093,b2:9093\"\n"
+	                                           "  security.protocol: sasl_ssl\n"
+	                                           "  sasl.mechanisms: SCRAM-SHA-512\n"
+	                                           "  sasl.username: pipeline\n"
+	                                           "  sasl.password: s3cr3t-kafka\n"
+	                                           "  ssl.key.password: k3y-pass\n"
+	                                           "kafka_source:\n"
+	                                           "  topic: ad-images\n"
+	                                           "  clock_skew_s: 600\n",
+	                                           ""),
+	                             &err),
+	                 0);
 	assert_int_equal(cfg->kafka.n, 6);
 	assert_string_equal(config_prop(cfg, "bootstrap.servers"), "b1:9093,b2:9093");
 	assert_string_equal(config_prop(cfg, "sasl.password"), "s3cr3t-kafka");
 	assert_null(config_prop(cfg, "group.id"));
 	assert_string_equal(cfg->ks.topic, "ad-images");
-	assert_string_equal(cfg->ks.group_id, "pipeline-run");	/* default */
+	assert_string_equal(cfg->ks.group_id, "pipeline-run"); /* default */
 	assert_int_equal(cfg->ks.clock_skew_s, 600);
 	assert_true(config_key_is_secret("sasl.password"));
 	assert_true(config_key_is_secret("ssl.keystore.password"));
@@ -333,27 +339,21 @@ static void test_kafka_map_errors_name_the_line(void **state)
 
 	/* the pipeline's own settings may not be overridden */
 	assert_int_equal(config_load(cfg, pipeline_yaml("kafka:\n  group.id: other\n", ""), &err),
-			 -1);
+	                 -1);
 	assert_non_null(strstr(err.msg, ":4: kafka.group.id: set by the pipeline"));
-	assert_int_equal(config_load(cfg,
-				     pipeline_yaml("kafka:\n  enable.auto.commit: true\n", ""),
-				     &err),
-			 -1);
+	assert_int_equal(
+	    config_load(cfg, pipeline_yaml("kafka:\n  enable.auto.commit: true\n", ""), &err), -1);
 	assert_non_null(strstr(err.msg, "kafka.enable.auto.commit: set by the pipeline"));
 	/* librdkafka checks names and values */
-	assert_int_equal(config_load(cfg, pipeline_yaml("kafka:\n  bootstrap.srevers: x\n", ""),
-				     &err),
-			 -1);
+	assert_int_equal(
+	    config_load(cfg, pipeline_yaml("kafka:\n  bootstrap.srevers: x\n", ""), &err), -1);
 	assert_non_null(strstr(err.msg, ":4: kafka.bootstrap.srevers: No such configuration"));
-	assert_int_equal(config_load(cfg,
-				     pipeline_yaml("kafka:\n  session.timeout.ms: soon\n", ""),
-				     &err),
-			 -1);
+	assert_int_equal(
+	    config_load(cfg, pipeline_yaml("kafka:\n  session.timeout.ms: soon\n", ""), &err), -1);
 	assert_non_null(strstr(err.msg, ":4: kafka.session.timeout.ms: Invalid value"));
 	/* a bad secret's value is not echoed */
-	assert_int_equal(config_load(cfg,
-				     pipeline_yaml("kafka:\n  sasl.password: [a, b]\n", ""), &err),
-			 -1);
+	assert_int_equal(
+	    config_load(cfg, pipeline_yaml("kafka:\n  sasl.password: [a, b]\n", ""), &err), -1);
 	assert_non_null(strstr(err.msg, "kafka.sasl.password: expected a single value"));
 	/* the kafka source needs a topic and brokers */
 	for (int i = 0; i < 2; i++) {
@@ -361,14 +361,15 @@ static void test_kafka_map_errors_name_the_line(void **state)
 
 		pipeline_yaml("", "");
 		snprintf(text, sizeof(text),
-			 "source:\n  kind: kafka\n%s"
-			 "model:\n  config: model.yaml\n"
-			 "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
-			 i ? "kafka_source:\n  topic: t\n" : "kafka:\n  bootstrap.servers: b:1\n",
-			 shared);
+		         "source:\n  kind: kafka\n%s"
+		         "model:\n  config: model.yaml\n"
+		         "  weights: %s/models/mobilenetv2_100.coral_imagenet.safetensors\n",
+		         i ? "kafka_source:\n  topic: t\n" : "kafka:\n  bootstrap.servers: b:1\n",
+		         shared);
 		assert_int_equal(config_load(cfg, write_tmp("k.yaml", text), &err), -1);
-		assert_non_null(strstr(err.msg, i ? "source.kind kafka needs kafka.bootstrap.servers"
-						  : "source.kind kafka needs kafka_source.topic"));
+		assert_non_null(
+		    strstr(err.msg, i ? "source.kind kafka needs kafka.bootstrap.servers"
+		                      : "source.kind kafka needs kafka_source.topic"));
 	}
 	free(cfg);
 }
@@ -381,10 +382,10 @@ static void test_training_keys_lists_and_folds(void **state)
 	int folds[64], n = 0;
 
 	p = write_tmp("t1.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
-				"  differential_learning_rate_layers: [backbone]\n"
-				"  schedule: Linear\ndataset:\n  validation_strategy: kfold\n"
-				"  validation_size: 0.25\n  folds: ['1', 3]\n  data_sample: 0.5\n"
-				"  label_columns: item\n");
+	                         "  differential_learning_rate_layers: [backbone]\n"
+	                         "  schedule: Linear\ndataset:\n  validation_strategy: kfold\n"
+	                         "  validation_size: 0.25\n  folds: ['1', 3]\n  data_sample: 0.5\n"
+	                         "  label_columns: item\n");
 	assert_int_equal(config_load_model(&mc, p, &err), 0);
 	assert_string_equal(mc.train.diff_lr_layers, "backbone");
 	assert_string_equal(mc.train.schedule, "Linear");
@@ -398,16 +399,16 @@ static void test_training_keys_lists_and_folds(void **state)
 	assert_int_equal(folds[1], 3);
 
 	p = write_tmp("t2.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
-				"  differential_learning_rate_layers: [backbone, neck]\n");
+	                         "  differential_learning_rate_layers: [backbone, neck]\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "t2.yaml:4: training.differential_learning_rate_layers: "
-				   "'neck' is not supported (one of: backbone, head)"));
+	                                "'neck' is not supported (one of: backbone, head)"));
 	p = write_tmp("t3.yaml", "architecture:\n  backbone: mobilenetv2_100\ndataset:\n"
-				"  folds: [5]\n");
+	                         "  folds: [5]\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "dataset.folds: '5' are not fold numbers below 5"));
 	p = write_tmp("t4.yaml", "architecture:\n  backbone: mobilenetv2_100\ntraining:\n"
-				"  optimizer: SGD\n");
+	                         "  optimizer: SGD\n");
 	assert_int_equal(config_load_model(&mc, p, &err), -1);
 	assert_non_null(strstr(err.msg, "t4.yaml:4: training.optimizer: 'SGD' is not supported"));
 }
@@ -415,17 +416,17 @@ static void test_training_keys_lists_and_folds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_file_and_defaults),
-		cmocka_unit_test(test_reference_model_config_accepted),
-		cmocka_unit_test(test_unknown_key_names_file_and_line),
-		cmocka_unit_test(test_bad_values_name_line_and_reason),
-		cmocka_unit_test(test_wrong_types_ranges_and_broken_files),
-		cmocka_unit_test(test_model_config_errors),
-		cmocka_unit_test(test_missing_files_are_named),
-		cmocka_unit_test(test_print_config_masks_password),
-		cmocka_unit_test(test_kafka_map_passes_through_and_hides_secrets),
-		cmocka_unit_test(test_kafka_map_errors_name_the_line),
-		cmocka_unit_test(test_training_keys_lists_and_folds),
+	    cmocka_unit_test(test_good_file_and_defaults),
+	    cmocka_unit_test(test_reference_model_config_accepted),
+	    cmocka_unit_test(test_unknown_key_names_file_and_line),
+	    cmocka_unit_test(test_bad_values_name_line_and_reason),
+	    cmocka_unit_test(test_wrong_types_ranges_and_broken_files),
+	    cmocka_unit_test(test_model_config_errors),
+	    cmocka_unit_test(test_missing_files_are_named),
+	    cmocka_unit_test(test_print_config_masks_password),
+	    cmocka_unit_test(test_kafka_map_passes_through_and_hides_secrets),
+	    cmocka_unit_test(test_kafka_map_errors_name_the_line),
+	    cmocka_unit_test(test_training_keys_lists_and_folds),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -17,9 +17,9 @@ static void test_pairwise_scores_by_hand(void **state)
 	 * ad 2: truth {e,f}; predicted {e,f}: tp, exact
 	 * ad 3: one photo, not grouped: exact, no pairs */
 	struct eval_photo p[] = {
-		{"4", "1", "x", "g2"}, {"1", "1", "x", "g1"}, {"2", "1", "x", "g1"},
-		{"3", "1", "x", "g2"}, {"5", "2", "y", "h"},  {"6", "2", "y", "h"},
-		{"7", "3", "z", NULL},
+	    {"4", "1", "x", "g2"}, {"1", "1", "x", "g1"}, {"2", "1", "x", "g1"},
+	    {"3", "1", "x", "g2"}, {"5", "2", "y", "h"},  {"6", "2", "y", "h"},
+	    {"7", "3", "z", NULL},
 	};
 	struct eval_grouping g;
 
@@ -79,9 +79,9 @@ static void test_perfect_retrieval_is_one(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pairwise_scores_by_hand),
-		cmocka_unit_test(test_map_at_k_by_hand),
-		cmocka_unit_test(test_perfect_retrieval_is_one),
+	    cmocka_unit_test(test_pairwise_scores_by_hand),
+	    cmocka_unit_test(test_map_at_k_by_hand),
+	    cmocka_unit_test(test_perfect_retrieval_is_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

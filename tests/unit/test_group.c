@@ -27,10 +27,10 @@ static const double chain_deg[] = {0, 35, 80};
 static const char *const chain_ids[] = {"10", "11", "12"};
 
 static void group_chain_all_orders(double thr, enum linkage lk, int expect_groups,
-				   const char *expect_partition)
+                                   const char *expect_partition)
 {
 	static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
-					{1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+	                                {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
 	int p;
 
 	for (p = 0; p < 6; p++) {
@@ -131,22 +131,22 @@ static void test_too_many_photos_is_input_error(void **state)
 	struct err err = {0};
 
 	assert_int_equal(group_cluster((const float *)"", GROUP_MAX_PHOTOS + 1, 2, NULL, 0.5,
-				       LINKAGE_AVERAGE, NULL, &err),
-			 -1);
+	                               LINKAGE_AVERAGE, NULL, &err),
+	                 -1);
 	assert_int_equal(err.kind, ERR_INPUT);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_average_linkage_does_not_chain),
-		cmocka_unit_test(test_single_linkage_chains),
-		cmocka_unit_test(test_complete_linkage_strictest),
-		cmocka_unit_test(test_threshold_extremes),
-		cmocka_unit_test(test_singleton_and_empty),
-		cmocka_unit_test(test_two_bikes_and_a_stray),
-		cmocka_unit_test(test_id_order_numeric_then_text),
-		cmocka_unit_test(test_too_many_photos_is_input_error),
+	    cmocka_unit_test(test_average_linkage_does_not_chain),
+	    cmocka_unit_test(test_single_linkage_chains),
+	    cmocka_unit_test(test_complete_linkage_strictest),
+	    cmocka_unit_test(test_threshold_extremes),
+	    cmocka_unit_test(test_singleton_and_empty),
+	    cmocka_unit_test(test_two_bikes_and_a_stray),
+	    cmocka_unit_test(test_id_order_numeric_then_text),
+	    cmocka_unit_test(test_too_many_photos_is_input_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

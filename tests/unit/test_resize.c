@@ -202,7 +202,8 @@ static void assert_quadrants_wh(const char *what, const float *out, int ow, int 
 
 			for (y = y0; y < y0 + oh / 4; y++)
 				for (x = x0; x < x0 + ow / 4; x++, n++)
-					sum += 255.0 * out[(size_t)c * ow * oh + (size_t)y * ow + x];
+					sum +=
+					    255.0 * out[(size_t)c * ow * oh + (size_t)y * ow + x];
 			if (fabs(sum / n - col[i][c]) > tol)
 				fail_msg("%s: %s channel %d is %.1f, want %d +- %.0f", what,
 				         name[i], c, sum / n, col[i][c], tol);
@@ -903,7 +904,8 @@ static void test_large_turned_jpegs_at_model_sizes(void **state)
 			char what[64];
 
 			o.width = o.height = sides[k];
-			snprintf(what, sizeof(what), "4000x3000 orientation %d to %d", orient, sides[k]);
+			snprintf(what, sizeof(what), "4000x3000 orientation %d to %d", orient,
+			         sides[k]);
 			if (resize_buffer(&o, p, len, out, NULL, &err))
 				fail_msg("%s: unexpected failure: %s", what, err.msg);
 			assert_quadrants_wh(what, out, sides[k], sides[k], quad_col, 6);

@@ -42,7 +42,7 @@ static void test_rfc3339_parsing(void **state)
 	assert_int_equal(t, 1796030962);
 	assert_int_equal(source_parse_time("2024-02-29T00:00:00Z", &t), 0);
 	assert_int_equal(source_parse_time("2023-02-29T00:00:00Z", &t), -1);
-	assert_int_equal(source_parse_time("2026-11-30 09:29:22", &t), -1);	/* no zone */
+	assert_int_equal(source_parse_time("2026-11-30 09:29:22", &t), -1); /* no zone */
 	assert_int_equal(source_parse_time("2026-11-30T25:00:00Z", &t), -1);
 	assert_int_equal(source_parse_time("2026-11-30T09:29:22Zjunk", &t), -1);
 	assert_int_equal(source_parse_time("", &t), -1);
@@ -92,12 +92,12 @@ static void test_date_selects_that_utc_day(void **state)
 {
 	struct err err = {0};
 	struct source *src = open_csv("image,created_at,ad_id,image_id,extra\n"
-				      "a.jpg,2026-11-29T23:59:59Z,1,10,x\n"
-				      "b.jpg,2026-11-30T00:00:00Z,1,11,x\n"
-				      "c.jpg,2026-11-30T23:59:59Z,2,12,x\n"
-				      "d.jpg,2026-12-01T00:00:00Z,2,13,x\n"
-				      "e.jpg,2026-11-30T23:30:00-01:00,3,14,x\n",
-				      "2026-11-30", &err);
+	                              "a.jpg,2026-11-29T23:59:59Z,1,10,x\n"
+	                              "b.jpg,2026-11-30T00:00:00Z,1,11,x\n"
+	                              "c.jpg,2026-11-30T23:59:59Z,2,12,x\n"
+	                              "d.jpg,2026-12-01T00:00:00Z,2,13,x\n"
+	                              "e.jpg,2026-11-30T23:30:00-01:00,3,14,x\n",
+	                              "2026-11-30", &err);
 	struct item it;
 	char got[64] = "";
 
@@ -115,16 +115,16 @@ static void test_bad_rows_become_failed_items(void **state)
 {
 	struct err err = {0};
 	struct source *src = open_csv("ad_id,image_id,image,created_at\n"
-				      "1,10,ok.jpg,2026-11-30T01:00:00Z\n"
-				      "1,,x.jpg,2026-11-30T01:00:00Z\n"
-				      "1,12,../../etc/passwd,2026-11-30T01:00:00Z\n"
-				      "1,13,/etc/passwd,2026-11-30T01:00:00Z\n"
-				      "1,14,y.jpg,yesterday\n"
-				      "1,\"15,\"\"q\"\"\",\"with,comma.jpg\",2026-11-30T01:00:00Z\n"
-				      "1,16\n"
-				      "\n"
-				      "1,\"17,broken.jpg,2026-11-30T01:00:00Z\n",
-				      NULL, &err);
+	                              "1,10,ok.jpg,2026-11-30T01:00:00Z\n"
+	                              "1,,x.jpg,2026-11-30T01:00:00Z\n"
+	                              "1,12,../../etc/passwd,2026-11-30T01:00:00Z\n"
+	                              "1,13,/etc/passwd,2026-11-30T01:00:00Z\n"
+	                              "1,14,y.jpg,yesterday\n"
+	                              "1,\"15,\"\"q\"\"\",\"with,comma.jpg\",2026-11-30T01:00:00Z\n"
+	                              "1,16\n"
+	                              "\n"
+	                              "1,\"17,broken.jpg,2026-11-30T01:00:00Z\n",
+	                              NULL, &err);
 	struct item it;
 
 	assert_non_null(src);
@@ -162,7 +162,7 @@ static void test_bad_rows_become_failed_items(void **state)
 	assert_string_equal(it.failure_reason, "too few fields");
 	assert_string_equal(it.source, "ads.csv:8");
 
-	assert_int_equal(source_next(src, &it, &err), 1);	/* blank line skipped */
+	assert_int_equal(source_next(src, &it, &err), 1); /* blank line skipped */
 	assert_false(it.ok);
 	assert_string_equal(it.source, "ads.csv:10");
 	assert_non_null(strstr(it.failure_reason, "malformed"));
@@ -258,13 +258,13 @@ static void test_missing_column_is_fatal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3339_parsing),
-		cmocka_unit_test(test_date_window_is_strict),
-		cmocka_unit_test(test_date_selects_that_utc_day),
-		cmocka_unit_test(test_bad_rows_become_failed_items),
-		cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
-		cmocka_unit_test(test_failure_reasons_stay_utf8),
-		cmocka_unit_test(test_missing_column_is_fatal),
+	    cmocka_unit_test(test_rfc3339_parsing),
+	    cmocka_unit_test(test_date_window_is_strict),
+	    cmocka_unit_test(test_date_selects_that_utc_day),
+	    cmocka_unit_test(test_bad_rows_become_failed_items),
+	    cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
+	    cmocka_unit_test(test_failure_reasons_stay_utf8),
+	    cmocka_unit_test(test_missing_column_is_fatal),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
