@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <vips/vips.h>
+#include <vips/vector.h> /* not included by vips.h in 8.14 */
 
 #include "log.h"
 
