@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
+#include "proc.h"
 #include "store.h"
 
 /* First key of the two-key advisory lock form: "pipe" in ASCII. Two-key locks
@@ -26,8 +27,6 @@ struct run_lock {
 /* lock_check() asks the server at most this often */
 #define LOCK_CHECK_EVERY_S 10.0
 
-/* LIMIT: one nightly scope per database; several nightly workers of one Kafka
- * consumer group would take turns instead of running side by side. */
 void lock_scope(const char *kind, const char *date, char out[LOCK_SCOPE_MAX])
 {
 	if (date && *date)
@@ -46,14 +45,6 @@ static uint32_t scope_hash(const char *s)
 		h *= 16777619u;
 	}
 	return h;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* 1 when the lock was taken now, 0 when someone else holds it. */
@@ -111,18 +102,43 @@ static void describe_holder(struct run_lock *l, char *out, size_t cap)
 	store_rows_free(&rows);
 }
 
-int lock_take(const char *conninfo, const char *scope, int wait_s, lock_wait_fn wait_fn, void *arg,
-              struct run_lock **out, struct err *err)
+/* Runs of KIND over DATE (may be NULL) still marked 'running' while the caller holds their
+ * scope's lock belong to processes that died: mark them failed. */
+static int close_abandoned(struct store *s, const char *kind, const char *date, struct err *err)
+{
+	const char *params[2] = {kind, date};
+	struct store_rows rows;
+	size_t i;
+
+	if (store_query(
+	        s, "close abandoned runs in pipeline_runs",
+	        "UPDATE pipeline_runs SET status = 'failed',"
+	        " finished_at = coalesce(finished_at, now()),"
+	        " error = 'abandoned: the process ended without recording its end'"
+	        " WHERE status = 'running' AND kind = $1 AND date IS NOT DISTINCT FROM $2::date"
+	        " RETURNING id",
+	        2, params, 100000, &rows, err))
+		return -1;
+	for (i = 0; i < rows.n; i++)
+		log_warn("lock", "an earlier run of this scope died; marked failed",
+		         "run_id=%s kind=%s", store_rows_get(&rows, i, 0), kind);
+	store_rows_free(&rows);
+	return 0;
+}
+
+int lock_take(struct store *s, const char *conninfo, const char *kind, const char *date, int wait_s,
+              const volatile sig_atomic_t *stop, struct run_lock **out, struct err *err)
 {
 	struct run_lock *l = calloc(1, sizeof(*l));
-	double t0 = now_s(), waited = 0;
+	double t0 = proc_now_s(), waited = 0;
 	int logged_wait = 0, got, rc = -1;
-	char holder[256];
+	char scope[LOCK_SCOPE_MAX], holder[256];
 	uint32_t h;
 
 	*out = NULL;
 	if (!l)
 		return err_set(err, ERR_FATAL, "out of memory");
+	lock_scope(kind, date, scope);
 	snprintf(l->scope, sizeof(l->scope), "%s", scope);
 	h = scope_hash(scope);
 	snprintf(l->key1, sizeof(l->key1), "%d", LOCK_CLASS);
@@ -133,8 +149,8 @@ int lock_take(const char *conninfo, const char *scope, int wait_s, lock_wait_fn 
 		goto out;
 
 	while ((got = try_lock(l, err)) == 0) {
-		waited = now_s() - t0;
-		if (waited >= wait_s || (wait_fn && wait_fn(arg, waited))) {
+		waited = proc_now_s() - t0;
+		if (waited >= wait_s || (stop && *stop)) {
 			describe_holder(l, holder, sizeof(holder));
 			log_warn("lock", "another run holds the lock",
 			         "lock=busy scope=%s "
@@ -153,17 +169,19 @@ int lock_take(const char *conninfo, const char *scope, int wait_s, lock_wait_fn 
 			         scope, wait_s, holder);
 			logged_wait = 1;
 		}
+		/* keep systemd's start timeout from running out meanwhile */
+		notify_extend_timeout(5000000);
 		sleep(1);
 	}
 	if (got < 0)
 		goto out;
 	label_session(l);
-	l->last_check = now_s();
+	l->last_check = proc_now_s();
 	log_info("lock", "run lock taken", "lock=acquired scope=%s waited_s=%.1f", scope,
-	         now_s() - t0);
+	         proc_now_s() - t0);
 	*out = l;
 	l = NULL;
-	rc = 0;
+	rc = close_abandoned(s, kind, date, err);
 out:
 	if (l) {
 		store_close(l->s);
@@ -176,7 +194,7 @@ int lock_check(struct run_lock *l, struct err *err)
 {
 	const char *params[2] = {l->key1, l->key2_oid};
 	struct store_rows rows;
-	double now = now_s();
+	double now = proc_now_s();
 	int held, got;
 
 	if (now - l->last_check < LOCK_CHECK_EVERY_S)
@@ -222,31 +240,6 @@ int lock_list(struct store *s, struct store_rows *out, struct err *err)
 	                   " WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2"
 	                   " AND k.classid = $1::oid ORDER BY a.backend_start",
 	                   1, params, 10000, out, err);
-}
-
-int lock_close_abandoned(struct store *s, const char *kind, const char *date, long *n,
-                         struct err *err)
-{
-	const char *params[2] = {kind, date};
-	struct store_rows rows;
-	size_t i;
-
-	*n = 0;
-	if (store_query(
-	        s, "close abandoned runs in pipeline_runs",
-	        "UPDATE pipeline_runs SET status = 'failed',"
-	        " finished_at = coalesce(finished_at, now()),"
-	        " error = 'abandoned: the process ended without recording its end'"
-	        " WHERE status = 'running' AND kind = $1 AND date IS NOT DISTINCT FROM $2::date"
-	        " RETURNING id",
-	        2, params, 100000, &rows, err))
-		return -1;
-	for (i = 0; i < rows.n; i++)
-		log_warn("lock", "an earlier run of this scope died; marked failed",
-		         "run_id=%s kind=%s", store_rows_get(&rows, i, 0), kind);
-	*n = (long)rows.n;
-	store_rows_free(&rows);
-	return 0;
 }
 
 void lock_release(struct run_lock *l)

@@ -8,6 +8,8 @@
 #ifndef PIPELINE_LOCK_H
 #define PIPELINE_LOCK_H
 
+#include <signal.h>
+
 #include "err.h"
 #include "store.h"
 
@@ -19,28 +21,21 @@ struct run_lock;
  * DATE (may be NULL) into OUT. */
 void lock_scope(const char *kind, const char *date, char out[LOCK_SCOPE_MAX]);
 
-/* Called about once a second while lock_take() waits; a non-zero return
- * abandons the wait (lock_take() then returns 1). */
-typedef int (*lock_wait_fn)(void *arg, double waited_s);
-
-/* Take the lock for SCOPE on a new connection made with CONNINFO, waiting up
- * to WAIT_S seconds for another holder to let go (0: try once). Returns 0
- * with *OUT set (release with lock_release()), 1 when another process holds
- * it (ERR says who, kind ERR_RETRY), or -1 on a database error. Logs one
- * lock=... line either way. WAIT_FN may be NULL. */
-int lock_take(const char *conninfo, const char *scope, int wait_s, lock_wait_fn wait_fn, void *arg,
-              struct run_lock **out, struct err *err);
+/* Take the lock of a run of KIND over DATE (may be NULL) on a new connection made with
+ * CONNINFO, waiting up to WAIT_S seconds for another holder to let go (0: try once). While
+ * it waits, systemd's start timeout is extended, and *STOP (may be NULL) turning non-zero
+ * ends the wait. Once it is held, runs of the scope that S still shows 'running' belong to
+ * processes that died: they are marked failed, with the reason in pipeline_runs.error.
+ * Returns 0 with *OUT set (release with lock_release()), 1 when another process holds it
+ * (ERR says who, kind ERR_RETRY), or -1 on a database error (*OUT may then be set, and is
+ * the caller's to release). Logs one lock=... line either way. */
+int lock_take(struct store *s, const char *conninfo, const char *kind, const char *date, int wait_s,
+              const volatile sig_atomic_t *stop, struct run_lock **out, struct err *err);
 
 /* Make sure the lock is still held (asking the server at most every 10 s);
  * after a reconnect of its connection it is taken again. Returns 0 when held, 1 when another
  * process took it meanwhile (ERR_FATAL), -1 when the database cannot be reached (ERR_RETRY). */
 int lock_check(struct run_lock *l, struct err *err);
-
-/* Runs of KIND over DATE (may be NULL) still marked 'running' while the
- * caller holds their scope's lock belong to processes that died: mark them
- * failed, with the reason in pipeline_runs.error. *N receives how many. */
-int lock_close_abandoned(struct store *s, const char *kind, const char *date, long *n,
-                         struct err *err);
 
 /* The run locks held now, one row each: (application_name, pid, since as
  * RFC 3339 UTC). The application name reads "pipeline-run SCOPE pid=P@HOST".

@@ -5,30 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "notify.h"
+#include "proc.h"
 
 #define OBSERVE_STATUS_EVERY_S 2.0
-
-double observe_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double unix_now(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 static int want_bar(void)
 {
@@ -43,7 +26,7 @@ void observe_begin(struct observe *o, const struct config *cfg, const char *kind
 	memset(o, 0, sizeof(*o));
 	notify_init();
 	metrics_init(&o->metrics, cfg->metrics_dir, kind, date, version);
-	o->metrics.started_unix = unix_now();
+	o->metrics.started_unix = proc_unix_s();
 	o->metrics_interval_s = cfg->metrics_interval_s;
 	progress_init(&o->progress, -1, want_bar(), cfg->progress_interval_s);
 }
@@ -77,7 +60,7 @@ static void write_metrics(struct observe *o)
 {
 	struct err e = {0};
 
-	o->last_metrics = observe_now();
+	o->last_metrics = proc_now_s();
 	if (metrics_write(&o->metrics, &e))
 		log_warn("metrics", "could not write the metrics file", "error=\"%s\"", e.msg);
 }
@@ -108,13 +91,13 @@ void observe_ready(struct observe *o, struct store *s, int64_t run_id, int64_t m
 	else
 		snprintf(status, sizeof(status), "run %lld: started", (long long)run_id);
 	notify_ready(status);
-	o->last_status = observe_now();
+	o->last_status = proc_now_s();
 	write_metrics(o);
 }
 
 void observe_stage(struct observe *o, enum metrics_stage stage, double t0)
 {
-	double d = observe_now() - t0;
+	double d = proc_now_s() - t0;
 
 	metrics_stage_add(&o->metrics, stage, d > 0 ? (uint64_t)(d * 1e9) : 0);
 }
@@ -132,7 +115,7 @@ void observe_item(struct observe *o, const struct item *it)
 
 void observe_tick(struct observe *o, int stop_requested)
 {
-	double now = observe_now(), rate, eta_s;
+	double now = proc_now_s(), rate, eta_s;
 	char left[16];
 
 	notify_watchdog();
@@ -195,7 +178,7 @@ void observe_end(struct observe *o, struct store *s, int64_t run_id, const char 
 	o->metrics.exit_code = code;
 	o->metrics.ads_grouped = ads_grouped;
 	o->metrics.groups = groups;
-	o->metrics.finished_unix = unix_now();
+	o->metrics.finished_unix = proc_unix_s();
 	snprintf(o->metrics.status, sizeof(o->metrics.status), "%s", status);
 	if (!strcmp(status, "ok") || !strcmp(status, "partial"))
 		o->metrics.last_success_unix = o->metrics.finished_unix;

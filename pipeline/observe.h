@@ -24,9 +24,6 @@ struct observe {
 	int stopping;
 };
 
-/* Monotonic seconds, for observe_stage(). */
-double observe_now(void);
-
 /* Start observing a run of KIND ("nightly", "backfill", "retrain") over DATE
  * (may be NULL). Nothing is written or sent yet. */
 void observe_begin(struct observe *o, const struct config *cfg, const char *kind, const char *date,
@@ -42,7 +39,7 @@ long long observe_count_source(const struct config *cfg, const struct source_win
 void observe_ready(struct observe *o, struct store *s, int64_t run_id, int64_t model_id,
                    long long total);
 
-/* Add the time since T0 (observe_now()) to STAGE. Thread-safe. */
+/* Add the time since T0 (proc_now_s()) to STAGE. Thread-safe. */
 void observe_stage(struct observe *o, enum metrics_stage stage, double t0);
 
 /* One photo left the pipeline (counted, failure reason recorded). */

@@ -3,20 +3,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "proc.h"
 
 #define PROGRESS_TTY_REDRAW_S 0.25
 #define PROGRESS_BAR_CELLS    30
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void progress_init(struct progress *p, long long total, int tty, double interval_s)
 {
@@ -24,7 +16,7 @@ void progress_init(struct progress *p, long long total, int tty, double interval
 	p->total = total;
 	p->tty = tty;
 	p->interval_s = interval_s;
-	p->t0 = p->last_out = now_s();
+	p->t0 = p->last_out = proc_now_s();
 }
 
 char *progress_duration(char *out, size_t cap, double s)
@@ -89,7 +81,7 @@ char *progress_format(char *out, size_t cap, long done, long failed, long long t
 
 void progress_update(struct progress *p, long done, long failed)
 {
-	double now = now_s(), rate, eta_s;
+	double now = proc_now_s(), rate, eta_s;
 	char line[256];
 
 	p->done = done;

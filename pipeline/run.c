@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "csv.h"
@@ -21,8 +19,8 @@
 #include "lock.h"
 #include "log.h"
 #include "model.h"
-#include "notify.h"
 #include "observe.h"
+#include "proc.h"
 #include "queue.h"
 #include "registry.h"
 #include "resize.h"
@@ -80,29 +78,6 @@ struct run {
 	struct strset ads;
 	long photos_in, embedded, photos_failed, ads_grouped, groups;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int ncpu(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? (int)n : 1;
-}
-
-static long peak_rss_mb(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss / 1024;
-}
 
 /* Record the first fatal error and stop every stage. */
 static void run_fail(struct run *r, const struct err *e)
@@ -226,10 +201,10 @@ static void *resize_worker(void *arg)
 			break;
 		}
 		if (it->ok) {
-			double t = observe_now(), t0 = now_s();
+			double t = proc_now_s();
 
 			process_item(r, it);
-			add_time(r, &r->resize_s, now_s() - t0);
+			add_time(r, &r->resize_s, proc_now_s() - t);
 			observe_stage(&r->obs, METRICS_RESIZE, t);
 		}
 		if (queue_push(r->q_embed, it)) {
@@ -259,7 +234,7 @@ static int embed_batch(struct run *r, struct batch *b, float *input, float *outp
 	if (n == 0)
 		return 0;
 	cpu_turn_set(r, 1);
-	t = observe_now();
+	t = proc_now_s();
 	if (model_embed(r->model, input, n, r->ropts.height, r->ropts.width, output, &e)) {
 		cpu_turn_set(r, 0);
 		run_fail(r, &e);
@@ -314,10 +289,10 @@ static void *embed_thread(void *arg)
 			run_fail(r, &e);
 			break;
 		}
-		t0 = now_s();
+		t0 = proc_now_s();
 		while (b->n < bs && (got = queue_pop(r->q_embed, &p)) == 1)
 			b->items[b->n++] = p;
-		add_time(r, &r->embed_wait_s, now_s() - t0);
+		add_time(r, &r->embed_wait_s, proc_now_s() - t0);
 		if (got < 0 || (b->n > 0 && embed_batch(r, b, input, output)) ||
 		    (b->n > 0 && queue_push(r->q_store, b))) {
 			batch_free(b);
@@ -627,7 +602,7 @@ static int open_model(struct run *r, const struct model_config *mc, const char *
 	struct model_opts mo;
 
 	registry_model_opts(mc, weights, r->cfg->device,
-	                    r->cfg->torch_threads ? r->cfg->torch_threads : ncpu(),
+	                    r->cfg->torch_threads ? r->cfg->torch_threads : proc_ncpu(),
 	                    r->cfg->channels_last, &mo);
 	mo.precision = r->cfg->precision ? MODEL_PREC_FP16 : MODEL_PREC_FP32;
 	r->model = model_open(&mo, err);
@@ -753,7 +728,7 @@ static void store_loop(struct run *r)
 
 	while ((got = queue_pop(r->q_store, &p)) == 1) {
 		struct batch *b = p;
-		double t = observe_now();
+		double t = proc_now_s();
 
 		if (store_batch(r, b, &e))
 			run_fail(r, &e);
@@ -783,49 +758,26 @@ static void drain(struct run *r)
 static void log_stage_times(struct run *r, double elapsed)
 {
 	struct model_stats ms = {0};
-	struct rusage ru;
 	const char *omp = getenv("OMP_WAIT_POLICY");
 
 	if (r->model)
 		model_stats_get(r->model, &ms);
-	getrusage(RUSAGE_SELF, &ru);
 	log_info("run", "stage times",
 	         "elapsed_s=%.2f cpu_s=%.2f resize_s=%.2f "
 	         "embed_wait_s=%.2f embed_calls_s=%.2f forward_s=%.2f cpu_turns=%d "
 	         "omp_wait_policy=%s",
-	         elapsed,
-	         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-	         r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s, r->turns,
-	         omp ? omp : "default");
-}
-
-/* While another process waits for the lock, keep systemd's start timeout
- * from running out and give up on a stop request. */
-static int lock_wait_tick(void *arg, double waited_s)
-{
-	(void)arg;
-	(void)waited_s;
-	notify_extend_timeout(5000000);
-	return stop_requested;
+	         elapsed, proc_cpu_s(), r->resize_s, r->embed_wait_s, ms.call_s, ms.forward_s,
+	         r->turns, omp ? omp : "default");
 }
 
 /* One run per scope: returns RUN_OK with the lock held, RUN_BUSY or
  * RUN_FAILED. */
 static int take_lock(struct run *r, const char *kind, struct err *err)
 {
-	char scope[LOCK_SCOPE_MAX];
-	long abandoned;
-	int rc;
+	int rc = lock_take(r->store, r->cfg->db_conninfo, kind, r->opts->date, r->cfg->lock_wait_s,
+	                   &stop_requested, &r->lock, err);
 
-	lock_scope(kind, r->opts->date, scope);
-	rc = lock_take(r->cfg->db_conninfo, scope, r->cfg->lock_wait_s, lock_wait_tick, NULL,
-	               &r->lock, err);
-	if (rc)
-		return rc > 0 ? RUN_BUSY : RUN_FAILED;
-	if (lock_close_abandoned(r->store, kind, r->opts->date, &abandoned, err))
-		return RUN_FAILED;
-	return RUN_OK;
+	return rc > 0 ? RUN_BUSY : rc < 0 ? RUN_FAILED : RUN_OK;
 }
 
 int run_nightly(const struct config *cfg, const struct run_opts *o)
@@ -835,9 +787,9 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	struct err err = {0};
 	pthread_t workers[256];
 	pthread_t embedder;
-	int nworkers = cfg->resize_threads ? cfg->resize_threads : ncpu();
+	int nworkers = cfg->resize_threads ? cfg->resize_threads : proc_ncpu();
 	int started = 0, embed_started = 0, i;
-	double t0 = now_s(), tg;
+	double t0 = proc_now_s(), tg;
 	const char *status;
 	const char *kind = o->date || o->since || o->until ? "backfill" : "nightly";
 	int code = RUN_FAILED;
@@ -937,7 +889,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		goto out;
 	}
 	observe_phase(&r.obs, "grouping %zu ads", r.ads.len);
-	tg = now_s();
+	tg = proc_now_s();
 	if (!o->dry_run && group_touched(&r, &err))
 		goto out;
 	observe_stage(&r.obs, METRICS_GROUP, tg);
@@ -968,13 +920,13 @@ out:
 		        r.photos_in);
 	if (r.store && r.run_id) {
 		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
-		                             r.ads_grouped, now_s() - t0};
+		                             r.ads_grouped, proc_now_s() - t0};
 		struct err e2 = {0};
 
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
 			log_error("run", "could not record the run's end", "error=\"%s\"", e2.msg);
 	}
-	log_stage_times(&r, now_s() - t0);
+	log_stage_times(&r, proc_now_s() - t0);
 	/* a run turned away by the lock leaves the running one's metrics alone */
 	if (code != RUN_BUSY)
 		observe_end(&r.obs, r.store, r.run_id, status, code, r.ads_grouped, r.groups,
@@ -983,7 +935,7 @@ out:
 	         "run_id=%lld status=%s photos_in=%ld embedded=%ld "
 	         "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
 	         (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
-	         r.ads_grouped, r.groups, now_s() - t0, peak_rss_mb(),
+	         r.ads_grouped, r.groups, proc_now_s() - t0, proc_peak_rss_kb() / 1024,
 	         stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);

@@ -25,8 +25,8 @@
 #include "lock.h"
 #include "log.h"
 #include "model.h"
-#include "notify.h"
 #include "observe.h"
+#include "proc.h"
 #include "registry.h"
 #include "rng.h"
 #include "run.h"
@@ -97,21 +97,6 @@ struct rt {
 	struct run_lock *lock; /* the "retrain" scope in the database */
 	struct observe obs;    /* systemd status, metrics file */
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int ncpu(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? (int)n : 1;
-}
 
 static int join_path(char *out, size_t cap, const char *dir, const char *name, struct err *err)
 {
@@ -206,7 +191,7 @@ static int load_data(struct rt *r, struct err *err)
 {
 	const struct config *cfg = r->cfg;
 	struct resize_opts ro;
-	double t0 = now_s();
+	double t0 = proc_now_s();
 	size_t i;
 
 	if (cfg->retrain_labels_csv[0]) {
@@ -251,7 +236,7 @@ static int load_data(struct rt *r, struct err *err)
 	         "source=%s rows=%ld photos=%zu bad=%zu labels=%zu size=%dx%d cached_mb=%zu "
 	         "seconds=%.1f",
 	         r->ds.source, r->ds.rows, r->ds.n, r->ds.nbad, r->ds.nlabels, ro.width, ro.height,
-	         r->ds.cached_bytes >> 20, now_s() - t0);
+	         r->ds.cached_bytes >> 20, proc_now_s() - t0);
 	return 0;
 }
 
@@ -891,7 +876,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	int *labels = malloc(bs * sizeof(int));
 	int *order = malloc(r->ntrain * sizeof(int));
 	int tty = isatty(STDERR_FILENO), ret = -1;
-	double t0 = now_s(), last_draw = 0, loss_sum = 0, lr = 0;
+	double t0 = proc_now_s(), last_draw = 0, loss_sum = 0, lr = 0;
 	size_t seen = 0;
 	struct rng rng;
 
@@ -943,10 +928,10 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 			goto out;
 		loss_sum += loss * (double)n;
 		seen += n;
-		if (tty && (now_s() - last_draw >= PROGRESS_SECS || b + 1 == (size_t)nb)) {
-			double el = now_s() - t0, ips = (double)seen / (el > 0 ? el : 1e-9);
+		if (tty && (proc_now_s() - last_draw >= PROGRESS_SECS || b + 1 == (size_t)nb)) {
+			double el = proc_now_s() - t0, ips = (double)seen / (el > 0 ? el : 1e-9);
 
-			last_draw = now_s();
+			last_draw = proc_now_s();
 			progress(epoch, t->epochs, b + 1, (size_t)nb, loss_sum / (double)seen, ips,
 			         ips > 0 ? (double)((size_t)nb * bs - seen) / ips : 0);
 		}
@@ -960,14 +945,14 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	st->epoch = epoch;
 	st->loss = seen ? loss_sum / (double)seen : NAN;
 	st->lr = lr;
-	st->img_per_s = (double)seen / (now_s() - t0);
+	st->img_per_s = (double)seen / (proc_now_s() - t0);
 	st->map = NAN;
 	if (epoch % t->evaluation_epochs == 0 || epoch == t->epochs) {
 		if (trainer_map(r, &st->map, err))
 			goto out;
 		st->evaluated = 1;
 	}
-	st->seconds = now_s() - t0;
+	st->seconds = proc_now_s() - t0;
 	r->nhist++;
 	if (save_checkpoint(r, epoch, err))
 		goto out;
@@ -1473,33 +1458,15 @@ static int train_all(struct rt *r, struct err *err)
 	return 0;
 }
 
-/* While another retrain holds the lock, keep systemd's start timeout from
- * running out and give up on a stop request. */
-static int lock_wait_tick(void *arg, double waited_s)
-{
-	(void)arg;
-	(void)waited_s;
-	notify_extend_timeout(5000000);
-	return stop_requested;
-}
-
 /* One retrain at a time (scope "retrain"): RUN_OK with the lock held,
  * RUN_BUSY or RUN_FAILED. A retrain row still 'running' then belongs to a
  * process that died and is closed as failed. */
 static int take_lock(struct rt *r, struct err *err)
 {
-	char scope[LOCK_SCOPE_MAX];
-	long abandoned = 0;
-	int rc;
+	int rc = lock_take(r->store, r->cfg->db_conninfo, "retrain", NULL, r->cfg->lock_wait_s,
+	                   &stop_requested, &r->lock, err);
 
-	lock_scope("retrain", NULL, scope);
-	rc = lock_take(r->cfg->db_conninfo, scope, r->cfg->lock_wait_s, lock_wait_tick, NULL,
-	               &r->lock, err);
-	if (rc)
-		return rc > 0 ? RUN_BUSY : RUN_FAILED;
-	if (lock_close_abandoned(r->store, "retrain", NULL, &abandoned, err))
-		return RUN_FAILED;
-	return RUN_OK;
+	return rc > 0 ? RUN_BUSY : rc < 0 ? RUN_FAILED : RUN_OK;
 }
 
 static void free_rt(struct rt *r)
@@ -1523,7 +1490,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	struct rt *r = calloc(1, sizeof(*r));
 	struct outcome oc;
 	struct err err = {0};
-	double t0 = now_s();
+	double t0 = proc_now_s();
 	int code = RUN_FAILED, applied = 0;
 	const char *status;
 
@@ -1537,7 +1504,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	r->cfg = cfg;
 	r->opts = opts;
 	observe_begin(&r->obs, cfg, "retrain", NULL, opts->version);
-	r->threads = cfg->torch_threads ? cfg->torch_threads : ncpu();
+	r->threads = cfg->torch_threads ? cfg->torch_threads : proc_ncpu();
 	r->baseline_map = r->start_map = NAN;
 	gethostname(r->host, sizeof(r->host) - 1);
 	if (setup_paths(r, &err)) {
@@ -1596,7 +1563,7 @@ out:
 		log_warn("retrain", "retrain stopped", "error=\"%s\"", err.msg);
 	if (r->store && r->run_id) {
 		struct store_run_counts c = {r->ds.rows, (long)r->ds.n, (long)r->ds.nbad, 0,
-		                             now_s() - t0};
+		                             proc_now_s() - t0};
 		struct err e2 = {0};
 
 		if (store_run_finish(r->store, r->run_id, status, &c, &e2))
@@ -1623,7 +1590,7 @@ out:
 		         oc.verdict, r->mc.top_k, oc.cand.map, r->baseline_map, r->start_map,
 		         (long long)oc.active_id, oc.act.map, oc.cand.threshold, oc.cand.g.f1,
 		         oc.act.threshold, oc.act.g.f1, oc.act.best_threshold, oc.act.best.f1,
-		         (unsigned long long)r->seed, oc.weights, now_s() - t0);
+		         (unsigned long long)r->seed, oc.weights, proc_now_s() - t0);
 	free_rt(r);
 	free(r);
 	return code;

@@ -21,19 +21,12 @@
 #include "config.h"
 #include "item.h"
 #include "log.h"
+#include "proc.h"
 #include "source.h"
 #include "store.h"
 
 #define BATCH      1000
 #define PARTITIONS 6
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int produce(const char *bootstrap, long events)
 {
@@ -93,7 +86,7 @@ static int pass(struct config *cfg, const char *group, struct store *s, int64_t 
 		if (r < 0)
 			goto out;
 		if (r == 1 && !t0)
-			t0 = now_s();
+			t0 = proc_now_s();
 		if (r == 1)
 			n++;
 		if (n == BATCH || (r == 0 && n > 0)) {
@@ -118,7 +111,7 @@ static int pass(struct config *cfg, const char *group, struct store *s, int64_t 
 	}
 	if (source_commit(src, &err))
 		goto out;
-	t1 = now_s();
+	t1 = proc_now_s();
 	printf("kafka_source %-22s events=%ld partitions=%d batch=%d events_per_s=%.0f\n",
 	       s ? "read+parse+postgres" : "read+parse", got, PARTITIONS, BATCH,
 	       t1 > t0 ? (double)got / (t1 - t0) : 0);

@@ -17,35 +17,8 @@
 #include <unistd.h>
 
 #include "model.h"
-
-static int parse_int(const char *s, int lo, int hi, int *v)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(s, &end, 10);
-	if (errno || end == s || *end || x < lo || x > hi)
-		return -1;
-	*v = (int)x;
-	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "proc.h"
+#include "tool_args.h"
 
 static void usage(void)
 {
@@ -79,13 +52,13 @@ int main(int argc, char **argv)
 			o.weights = optarg;
 			break;
 		case 's':
-			bad = parse_int(optarg, 32, 2048, &size);
+			bad = tool_parse_int(optarg, 32, 2048, &size);
 			break;
 		case 'n':
-			bad = parse_int(optarg, 1, 256, &batch);
+			bad = tool_parse_int(optarg, 1, 256, &batch);
 			break;
 		case 't':
-			bad = parse_int(optarg, 0, 256, &o.threads);
+			bad = tool_parse_int(optarg, 0, 256, &o.threads);
 			break;
 		case 'c':
 			o.channels_last = 1;
@@ -94,10 +67,10 @@ int main(int argc, char **argv)
 			o.keep_bn = 1;
 			break;
 		case 'i':
-			bad = parse_int(optarg, 1, 1000, &iters);
+			bad = tool_parse_int(optarg, 1, 1000, &iters);
 			break;
 		case 'f':
-			bad = parse_int(optarg, 0, 256, &o.max_forward);
+			bad = tool_parse_int(optarg, 0, 256, &o.max_forward);
 			break;
 		default:
 			bad = 1;
@@ -132,7 +105,7 @@ int main(int argc, char **argv)
 	}
 	for (c = 0; c <= iters; c++) {
 		size_t per = npix / (size_t)batch, dim = (size_t)model_dim(m);
-		double t0 = now_s(), c0 = cpu_s(), dt;
+		double t0 = proc_now_s(), c0 = proc_cpu_s(), dt;
 		int k;
 
 		model_stats_get(m, &before);
@@ -144,7 +117,7 @@ int main(int argc, char **argv)
 		}
 		for (k = 0; k < batch; k++)
 			memcpy(rows + (size_t)k * dim, out + (size_t)k * dim, dim * sizeof(float));
-		dt = now_s() - t0;
+		dt = proc_now_s() - t0;
 		model_stats_get(m, &after);
 		if (c == 0)
 			continue;
@@ -154,7 +127,7 @@ int main(int argc, char **argv)
 		       o.backbone, size, batch, o.threads, o.channels_last, !o.keep_bn,
 		       o.max_forward, dt * 1e3, batch / dt,
 		       100 * (1 - (after.forward_s - before.forward_s) / dt),
-		       1e3 * (cpu_s() - c0) / batch);
+		       1e3 * (proc_cpu_s() - c0) / batch);
 		fflush(stdout);
 	}
 	ret = 0;

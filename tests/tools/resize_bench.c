@@ -18,7 +18,9 @@
 
 #include <vips/vips.h>
 
+#include "proc.h"
 #include "resize.h"
+#include "tool_args.h"
 
 struct job {
 	struct resize_opts o;
@@ -28,27 +30,6 @@ struct job {
 	size_t failed;
 	pthread_mutex_t lock;
 };
-
-static double clock_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *v)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(s, &end, 10);
-	if (errno || end == s || *end || x < lo || x > hi)
-		return -1;
-	*v = (int)x;
-	return 0;
-}
 
 static void *worker(void *arg)
 {
@@ -80,7 +61,7 @@ static void *worker(void *arg)
 static int run_round(struct job *j, int threads, int show)
 {
 	pthread_t tid[64];
-	double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), wall, cpu;
+	double t0 = proc_now_s(), c0 = proc_cpu_s(), wall, cpu;
 	int i;
 
 	j->next = 0;
@@ -90,8 +71,8 @@ static int run_round(struct job *j, int threads, int show)
 			return -1;
 	for (i = 0; i < threads; i++)
 		pthread_join(tid[i], NULL);
-	wall = clock_s(CLOCK_MONOTONIC) - t0;
-	cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	wall = proc_now_s() - t0;
+	cpu = proc_cpu_s() - c0;
 	if (show)
 		printf(
 		    "photos=%zu failed=%zu wall_s=%.3f photos_per_s=%.2f cpu_ms_per_photo=%.3f\n",
@@ -171,19 +152,19 @@ int main(int argc, char **argv)
 
 		switch (c) {
 		case 's':
-			bad = parse_int(optarg, 16, 4096, &side);
+			bad = tool_parse_int(optarg, 16, 4096, &side);
 			break;
 		case 't':
-			bad = parse_int(optarg, 1, 64, &threads);
+			bad = tool_parse_int(optarg, 1, 64, &threads);
 			break;
 		case 'r':
-			bad = parse_int(optarg, 1, 1000, &rounds);
+			bad = tool_parse_int(optarg, 1, 1000, &rounds);
 			break;
 		case 'g':
 			gen_dir = optarg;
 			break;
 		case 'k':
-			bad = parse_int(optarg, 1, 1000, &count);
+			bad = tool_parse_int(optarg, 1, 1000, &count);
 			break;
 		default:
 			bad = 1;

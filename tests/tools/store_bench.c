@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "proc.h"
 #include "store.h"
 
 #define DIM           512
@@ -21,14 +22,6 @@
 struct ids {
 	char image[24], ad[24], sha[32], group[40];
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int admin_exec(PGconn *conn, const char *sql)
 {
@@ -52,7 +45,7 @@ static int bench_images(struct store *s, int64_t run, int64_t model, struct stor
 
 	for (i = 0; i < rows; i++)
 		snprintf(ids[i].sha, sizeof(ids[i].sha), "sha-%zu-%d", i, salt);
-	t0 = now_s();
+	t0 = proc_now_s();
 	for (i = 0; i < rows; i += n) {
 		n = rows - i < batch ? rows - i : batch;
 		if (store_write_images(s, run, model, imgs + i, n, &err) != 0) {
@@ -61,7 +54,7 @@ static int bench_images(struct store *s, int64_t run, int64_t model, struct stor
 		}
 	}
 	printf("write_images  %-28s batch %5zu  %8.0f rows/s\n", label, batch,
-	       (double)rows / (now_s() - t0));
+	       (double)rows / (proc_now_s() - t0));
 	return 0;
 }
 
@@ -69,7 +62,7 @@ static int bench_groups(struct store *s, int64_t run, int64_t model, struct stor
                         size_t rows, size_t batch, const char *label)
 {
 	struct err err = {0};
-	double t0 = now_s();
+	double t0 = proc_now_s();
 	size_t i, n;
 
 	for (i = 0; i < rows; i += n) {
@@ -80,7 +73,7 @@ static int bench_groups(struct store *s, int64_t run, int64_t model, struct stor
 		}
 	}
 	printf("write_groups  %-28s batch %5zu  %8.0f rows/s\n", label, batch,
-	       (double)rows / (now_s() - t0));
+	       (double)rows / (proc_now_s() - t0));
 	return 0;
 }
 
@@ -97,7 +90,7 @@ static int bench_insert(PGconn *conn, const struct ids *ids, const float *emb, s
 	if (!sql || admin_exec(conn, "CREATE TABLE bench_insert (image_id text PRIMARY KEY, "
 	                             "ad_id text, embedding real[])") != 0)
 		goto out;
-	t0 = now_s();
+	t0 = proc_now_s();
 	for (i = 0; i < rows; i += batch) {
 		size_t n = rows - i < batch ? rows - i : batch;
 
@@ -117,7 +110,7 @@ static int bench_insert(PGconn *conn, const struct ids *ids, const float *emb, s
 			goto out;
 	}
 	printf("insert_rows   %-28s batch %5zu  %8.0f rows/s\n", "new rows (text INSERT)", batch,
-	       (double)rows / (now_s() - t0));
+	       (double)rows / (proc_now_s() - t0));
 	rc = admin_exec(conn, "DROP TABLE bench_insert");
 out:
 	free(sql);

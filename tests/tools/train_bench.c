@@ -10,29 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "rng.h"
+#include "tool_args.h"
 #include "train.h"
-
-static int parse_int(const char *s, int lo, int hi, int *v)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(s, &end, 10);
-	if (errno || end == s || *end || x < lo || x > hi)
-		return -1;
-	*v = (int)x;
-	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void usage(void)
 {
@@ -74,19 +55,19 @@ int main(int argc, char **argv)
 			o.init_weights = optarg;
 			break;
 		case 's':
-			bad = parse_int(optarg, 16, 2048, &size);
+			bad = tool_parse_int(optarg, 16, 2048, &size);
 			break;
 		case 'n':
-			bad = parse_int(optarg, 1, 512, &batch);
+			bad = tool_parse_int(optarg, 1, 512, &batch);
 			break;
 		case 't':
-			bad = parse_int(optarg, 1, 256, &o.threads);
+			bad = tool_parse_int(optarg, 1, 256, &o.threads);
 			break;
 		case 'i':
-			bad = parse_int(optarg, 1, 10000, &iters);
+			bad = tool_parse_int(optarg, 1, 10000, &iters);
 			break;
 		case 'k':
-			bad = parse_int(optarg, 2, 1000000, &classes);
+			bad = tool_parse_int(optarg, 2, 1000000, &classes);
 			break;
 		case 'c':
 			o.channels_last = 1;
@@ -117,14 +98,14 @@ int main(int argc, char **argv)
 	t = train_open(&o, &err);
 	if (!t || train_batch(t, in, labels, batch, size, size, &loss, &err))
 		goto out;
-	t0 = now_s();
+	t0 = proc_now_s();
 	for (k = 0; k < iters; k++)
 		if (train_batch(t, in, labels, batch, size, size, &loss, &err))
 			goto out;
 	printf("backbone=%s size=%d batch=%d threads=%d channels_last=%d img_per_s=%.1f "
 	       "step_s=%.3f loss=%.3f\n",
 	       o.backbone, size, batch, o.threads, o.channels_last,
-	       (double)batch * iters / (now_s() - t0), (now_s() - t0) / iters, loss);
+	       (double)batch * iters / (proc_now_s() - t0), (proc_now_s() - t0) / iters, loss);
 	ret = 0;
 out:
 	if (ret)

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include <vips/vector.h> /* not included by vips.h in 8.14 */
 #include <zlib.h>
 
+#include "proc.h"
 #include "resize.h"
 
 #define W    128
@@ -536,29 +536,13 @@ static void *png_with_zchunk(const char *type, size_t n, size_t *len)
 	return out;
 }
 
-static long peak_rss_kb(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs first, so that the peak RSS it sees is its own. A decode of any of these would need
  * gigabytes. */
 static void test_bomb_headers_refused_fast_with_flat_memory(void **state)
 {
 	char path[512];
-	long rss0 = peak_rss_kb();
-	double t0 = now_s();
+	long rss0 = proc_peak_rss_kb();
+	double t0 = proc_now_s();
 	struct resize_opts o = opts_simple();
 	struct err err = {0};
 	float *out = new_out();
@@ -617,11 +601,12 @@ static void test_bomb_headers_refused_fast_with_flat_memory(void **state)
 	print_message("  lying 12000x12000 png: %s\n", err.msg);
 	g_free(p);
 
-	print_message("  bombs: %.3f s, peak rss +%ld KiB\n", now_s() - t0, peak_rss_kb() - rss0);
-	assert_true(now_s() - t0 < 5.0);
+	print_message("  bombs: %.3f s, peak rss +%ld KiB\n", proc_now_s() - t0,
+	              proc_peak_rss_kb() - rss0);
+	assert_true(proc_now_s() - t0 < 5.0);
 #ifndef __SANITIZE_ADDRESS__
 	/* ASan keeps freed memory in quarantine, so the bound only means something without it. */
-	assert_true(peak_rss_kb() - rss0 < 100 * 1024);
+	assert_true(proc_peak_rss_kb() - rss0 < 100 * 1024);
 #endif
 	free(out);
 }
