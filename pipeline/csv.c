@@ -1,6 +1,8 @@
-/* csv.c - splitting CSV lines. */
+/* csv.c - splitting CSV lines, reading CSV files with a header. */
 #include "csv.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int csv_split(char *line, char **fields, int max)
@@ -77,4 +79,51 @@ int csv_read_line(FILE *fp, char *buf)
 		len--;
 	buf[len] = '\0';
 	return 1;
+}
+
+int csv_open(struct csv_file *c, const char *path, const char *const *names, int n, int *cols,
+             struct err *err)
+{
+	char *f[CSV_FIELDS_MAX], want[256];
+	int nf, i, at = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->path = path;
+	c->fp = fopen(path, "r");
+	if (!c->fp)
+		return err_set(err, ERR_FATAL, "%s: %s", path, strerror(errno));
+	c->line = malloc(CSV_LINE_MAX);
+	if (!c->line)
+		return err_set(err, ERR_FATAL, "%s: out of memory", path);
+	if (csv_next(c, err) != 1 || (nf = csv_split(c->line, f, CSV_FIELDS_MAX)) < 0)
+		return err_set(err, ERR_FATAL, "%s: empty file or unreadable header", path);
+	for (i = 0; i < n; i++)
+		if ((cols[i] = csv_column(f, nf, names[i])) < 0)
+			break;
+	if (i == n)
+		return 0;
+	want[0] = '\0';
+	for (int k = 0; k < n && at < (int)sizeof(want); k++)
+		at +=
+		    snprintf(want + at, sizeof(want) - (size_t)at, "%s%s", k ? ", " : "", names[k]);
+	return err_set(err, ERR_FATAL, "%s:1: no column '%s' (needs %s)", path, names[i], want);
+}
+
+int csv_next(struct csv_file *c, struct err *err)
+{
+	int r = csv_read_line(c->fp, c->line);
+
+	if (r < 0)
+		return err_set(err, ERR_FATAL, "%s: read error: %s", c->path, strerror(errno));
+	if (r > 0)
+		c->lineno++;
+	return r;
+}
+
+void csv_close(struct csv_file *c)
+{
+	if (c->fp)
+		fclose(c->fp);
+	free(c->line);
+	memset(c, 0, sizeof(*c));
 }

@@ -976,7 +976,6 @@ struct table {
 	char **lines;
 	char ***fields;
 	size_t n;
-	int ncols;
 	int col[4];
 };
 
@@ -993,67 +992,61 @@ static void table_free(struct table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Room for twice as many rows; the table stays whole on failure. */
+static int table_grow(struct table *t, size_t *cap)
+{
+	size_t want = *cap ? *cap * 2 : 256;
+	char **lines = realloc(t->lines, want * sizeof(*lines));
+	char ***fields;
+
+	if (!lines)
+		return -1;
+	t->lines = lines;
+	fields = realloc(t->fields, want * sizeof(*fields));
+	if (!fields)
+		return -1;
+	t->fields = fields;
+	*cap = want;
+	return 0;
+}
+
 /* Load PATH requiring the NCOL columns named in COLS. */
 static int table_load(const char *path, const char *const *cols, int ncol, struct table *t,
                       struct err *err)
 {
-	FILE *fp = fopen(path, "r");
-	char *buf = malloc(CSV_LINE_MAX);
-	char *f[CSV_FIELDS_MAX];
-	size_t cap = 0;
-	long line = 0;
-	int ret = -1, n, c, r;
+	struct csv_file c;
+	size_t cap = 0, row;
+	int ret = -1, n, k, r;
 
 	memset(t, 0, sizeof(*t));
-	if (!fp || !buf) {
-		err_set(err, ERR_FATAL, "%s: %s", path, fp ? "out of memory" : strerror(errno));
+	if (csv_open(&c, path, cols, ncol, t->col, err))
 		goto out;
-	}
-	if (csv_read_line(fp, buf) != 1 || (n = csv_split(buf, f, CSV_FIELDS_MAX)) < 0) {
-		err_set(err, ERR_FATAL, "%s: no header", path);
-		goto out;
-	}
-	for (c = 0; c < ncol; c++)
-		if ((t->col[c] = csv_column(f, n, cols[c])) < 0) {
-			err_set(err, ERR_FATAL, "%s:1: no column '%s'", path, cols[c]);
-			goto out;
-		}
-	t->ncols = n;
-	line = 1;
-	while ((r = csv_read_line(fp, buf)) > 0) {
-		line++;
-		if (r == 2 || !buf[0])
+	while ((r = csv_next(&c, err)) > 0) {
+		if (r == 2 || !c.line[0])
 			continue;
-		if (t->n == cap) {
-			cap = cap ? cap * 2 : 256;
-			t->lines = realloc(t->lines, cap * sizeof(*t->lines));
-			t->fields = realloc(t->fields, cap * sizeof(*t->fields));
-			if (!t->lines || !t->fields) {
-				err_set(err, ERR_FATAL, "out of memory");
-				goto out;
-			}
-		}
-		t->lines[t->n] = strdup(buf);
-		t->fields[t->n] = malloc(CSV_FIELDS_MAX * sizeof(char *));
-		if (!t->lines[t->n] || !t->fields[t->n]) {
+		if (t->n == cap && table_grow(t, &cap)) {
 			err_set(err, ERR_FATAL, "out of memory");
 			goto out;
 		}
-		n = csv_split(t->lines[t->n], t->fields[t->n], CSV_FIELDS_MAX);
-		for (c = 0; c < ncol && n >= 0; c++)
-			if (t->col[c] >= n)
+		row = t->n++;
+		t->lines[row] = strdup(c.line);
+		t->fields[row] = malloc(CSV_FIELDS_MAX * sizeof(char *));
+		if (!t->lines[row] || !t->fields[row]) {
+			err_set(err, ERR_FATAL, "out of memory");
+			goto out;
+		}
+		n = csv_split(t->lines[row], t->fields[row], CSV_FIELDS_MAX);
+		for (k = 0; k < ncol && n >= 0; k++)
+			if (t->col[k] >= n)
 				n = -1;
-		t->n++;
 		if (n < 0) {
-			err_set(err, ERR_FATAL, "%s:%ld: malformed line", path, line);
+			err_set(err, ERR_FATAL, "%s:%ld: malformed line", path, c.lineno);
 			goto out;
 		}
 	}
-	ret = 0;
+	ret = r < 0 ? -1 : 0;
 out:
-	if (fp)
-		fclose(fp);
-	free(buf);
+	csv_close(&c);
 	if (ret)
 		table_free(t);
 	return ret;

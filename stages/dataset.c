@@ -89,30 +89,15 @@ int dataset_add(struct dataset *ds, const char *image, const char *label, long l
 int dataset_load_csv(struct dataset *ds, const char *csv, const char *image_col,
                      const char *label_col, long max_rows, struct err *err)
 {
-	FILE *fp = fopen(csv, "r");
-	char *buf = malloc(CSV_LINE_MAX);
+	const char *const names[2] = {image_col, label_col};
+	struct csv_file c;
 	char *f[CSV_FIELDS_MAX];
-	int ci, cl, n, r, ret = -1;
-	long line = 1;
+	int col[2], n, r, ret = -1;
 
-	if (!fp || !buf) {
-		err_set(err, ERR_FATAL, "%s: %s", csv, fp ? "out of memory" : strerror(errno));
+	if (csv_open(&c, csv, names, 2, col, err))
 		goto out;
-	}
-	if (csv_read_line(fp, buf) != 1 || (n = csv_split(buf, f, CSV_FIELDS_MAX)) < 0) {
-		err_set(err, ERR_FATAL, "%s: no header line", csv);
-		goto out;
-	}
-	ci = csv_column(f, n, image_col);
-	cl = csv_column(f, n, label_col);
-	if (ci < 0 || cl < 0) {
-		err_set(err, ERR_FATAL, "%s:1: no column '%s'", csv,
-		        ci < 0 ? image_col : label_col);
-		goto out;
-	}
-	while ((r = csv_read_line(fp, buf)) > 0) {
-		line++;
-		if (r == 1 && !buf[0])
+	while ((r = csv_next(&c, err)) > 0) {
+		if (r == 1 && !c.line[0])
 			continue;
 		if (ds->rows >= max_rows) {
 			err_set(err, ERR_FATAL,
@@ -120,25 +105,23 @@ int dataset_load_csv(struct dataset *ds, const char *csv, const char *image_col,
 			        max_rows);
 			goto out;
 		}
-		n = r == 2 ? -1 : csv_split(buf, f, CSV_FIELDS_MAX);
-		if (n <= ci || n <= cl) {
+		n = r == 1 ? csv_split(c.line, f, CSV_FIELDS_MAX) : -1;
+		if (n <= col[0] || n <= col[1]) {
 			ds->rows++;
-			if (bad_add(ds, line, "", r == 2 ? "line too long" : "malformed line", err))
+			if (bad_add(ds, c.lineno, "",
+			            r == 2   ? "line too long"
+			            : r == 3 ? "NUL byte in line"
+			                     : "malformed line",
+			            err))
 				goto out;
 			continue;
 		}
-		if (dataset_add(ds, f[ci], f[cl], line, err))
+		if (dataset_add(ds, f[col[0]], f[col[1]], c.lineno, err))
 			goto out;
 	}
-	if (r < 0) {
-		err_set(err, ERR_FATAL, "%s: read error: %s", csv, strerror(errno));
-		goto out;
-	}
-	ret = 0;
+	ret = r < 0 ? -1 : 0;
 out:
-	if (fp)
-		fclose(fp);
-	free(buf);
+	csv_close(&c);
 	return ret;
 }
 
@@ -405,37 +388,31 @@ out:
 static int ads_from_csv(const struct dataset *ds, const signed char *state, const char *csv,
                         int *ad, int *nads, struct err *err)
 {
+	static const char *const names[2] = {"ad_id", "image"};
 	GHashTable *by_image = g_hash_table_new(g_str_hash, g_str_equal);
 	GHashTable *ad_ids = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
-	FILE *fp = fopen(csv, "r");
-	char *buf = malloc(CSV_LINE_MAX);
+	struct csv_file c;
 	char *f[CSV_FIELDS_MAX];
-	int cad, cimg, n, r, ret = -1;
+	int col[2], n, r, ret = -1;
 	size_t i;
 
-	if (!fp || !buf) {
-		err_set(err, ERR_FATAL, "retrain.ads_csv %s: %s", csv,
-		        fp ? "out of memory" : strerror(errno));
-		goto out;
-	}
 	for (i = 0; i < ds->n; i++)
 		if (state[ds->photos[i].label_id] == 1)
 			g_hash_table_insert(by_image, ds->photos[i].image, GSIZE_TO_POINTER(i + 1));
-	if (csv_read_line(fp, buf) != 1 || (n = csv_split(buf, f, CSV_FIELDS_MAX)) < 0 ||
-	    (cad = csv_column(f, n, "ad_id")) < 0 || (cimg = csv_column(f, n, "image")) < 0) {
-		err_set(err, ERR_FATAL, "retrain.ads_csv %s:1: needs columns ad_id and image", csv);
+	if (csv_open(&c, csv, names, 2, col, err)) {
+		err_prefix(err, "retrain.ads_csv");
 		goto out;
 	}
-	while ((r = csv_read_line(fp, buf)) > 0) {
+	while ((r = csv_next(&c, err)) > 0) {
 		gpointer hit, id;
 
-		if (r != 1 || (n = csv_split(buf, f, CSV_FIELDS_MAX)) <= cad || n <= cimg)
+		if (r != 1 || (n = csv_split(c.line, f, CSV_FIELDS_MAX)) <= col[0] || n <= col[1])
 			continue;
-		hit = g_hash_table_lookup(by_image, f[cimg]);
+		hit = g_hash_table_lookup(by_image, f[col[1]]);
 		if (!hit || ad[GPOINTER_TO_SIZE(hit) - 1] >= 0)
 			continue;
-		if (!g_hash_table_lookup_extended(ad_ids, f[cad], NULL, &id)) {
-			char *key = strdup(f[cad]);
+		if (!g_hash_table_lookup_extended(ad_ids, f[col[0]], NULL, &id)) {
+			char *key = strdup(f[col[0]]);
 
 			if (!key) {
 				err_set(err, ERR_FATAL, "out of memory");
@@ -446,12 +423,12 @@ static int ads_from_csv(const struct dataset *ds, const signed char *state, cons
 		}
 		ad[GPOINTER_TO_SIZE(hit) - 1] = GPOINTER_TO_INT(id);
 	}
+	if (r < 0)
+		goto out;
 	*nads = (int)g_hash_table_size(ad_ids);
 	ret = 0;
 out:
-	if (fp)
-		fclose(fp);
-	free(buf);
+	csv_close(&c);
 	g_hash_table_destroy(by_image);
 	g_hash_table_destroy(ad_ids);
 	return ret;

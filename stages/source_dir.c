@@ -14,27 +14,13 @@ static const char *const col_names[NCOLS] = {"ad_id", "image_id", "image", "crea
 
 struct source_dir {
 	struct source base;
-	FILE *fp;
+	struct csv_file file;
 	char csv[CONFIG_PATH_MAX];
 	const char *csv_name; /* basename, for item sources */
 	char root[CONFIG_PATH_MAX];
 	struct source_window win;
 	int col[NCOLS];
-	long line;
-	char *buf;
 };
-
-/* Read one line into d->buf; 1 = got one, 2 = over-long, 0 = end, -1 = error. */
-static int read_line(struct source_dir *d, struct err *err)
-{
-	int r = csv_read_line(d->fp, d->buf);
-
-	if (r < 0)
-		return err_set(err, ERR_FATAL, "%s: read error: %s", d->csv, strerror(errno));
-	if (r > 0)
-		d->line++;
-	return r;
-}
 
 /* A relative path with no "..", no empty component and no control bytes. */
 static const char *check_rel_path(const char *p)
@@ -119,13 +105,13 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 
 	for (;;) {
 		memset(it, 0, sizeof(*it));
-		r = read_line(d, err);
+		r = csv_next(&d->file, err);
 		if (r <= 0)
 			return r;
-		if (r == 1 && d->buf[0] == '\0')
+		if (r == 1 && d->file.line[0] == '\0')
 			continue; /* blank line */
 		it->ok = 1;
-		snprintf(it->source, sizeof(it->source), "%s:%ld", d->csv_name, d->line);
+		snprintf(it->source, sizeof(it->source), "%s:%ld", d->csv_name, d->file.lineno);
 		if (r == 2) {
 			item_fail(it, "source", "line longer than 65536 bytes");
 			return 1;
@@ -136,11 +122,11 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 		}
 		/* The database stores UTF-8 text and refuses anything else, which would fail
 		 * the whole batch: such a line is this line's failure. */
-		if (!g_utf8_validate(d->buf, -1, NULL)) {
+		if (!g_utf8_validate(d->file.line, -1, NULL)) {
 			item_fail(it, "source", "line is not valid UTF-8");
 			return 1;
 		}
-		n = csv_split(d->buf, f, CSV_FIELDS_MAX);
+		n = csv_split(d->file.line, f, CSV_FIELDS_MAX);
 		if (n < 0) {
 			item_fail(it, "source", "malformed CSV line (quotes or too many fields)");
 			return 1;
@@ -181,9 +167,7 @@ static void dir_close(struct source *src)
 {
 	struct source_dir *d = (struct source_dir *)src;
 
-	if (d->fp)
-		fclose(d->fp);
-	free(d->buf);
+	csv_close(&d->file);
 	free(d);
 }
 
@@ -193,13 +177,11 @@ struct source *source_dir_open(const struct config *cfg, const struct source_win
                                struct err *err)
 {
 	struct source_dir *d = calloc(1, sizeof(*d));
-	char *f[CSV_FIELDS_MAX];
 	char *real = NULL;
-	int n, c;
 
-	if (!d || !(d->buf = malloc(CSV_LINE_MAX))) {
+	if (!d) {
 		err_set(err, ERR_FATAL, "out of memory");
-		goto fail;
+		return NULL;
 	}
 	d->base.ops = &dir_ops;
 	d->win = *win;
@@ -212,31 +194,14 @@ struct source *source_dir_open(const struct config *cfg, const struct source_win
 		goto fail;
 	}
 	snprintf(d->root, sizeof(d->root), "%s", real);
-	d->fp = fopen(d->csv, "r");
-	if (!d->fp) {
-		err_set(err, ERR_FATAL, "source.csv %s: %s", d->csv, strerror(errno));
+	if (csv_open(&d->file, d->csv, col_names, NCOLS, d->col, err)) {
+		err_prefix(err, "source.csv");
 		goto fail;
-	}
-	if (read_line(d, err) != 1) {
-		err_set(err, ERR_FATAL, "%s: empty file or unreadable header", d->csv);
-		goto fail;
-	}
-	n = csv_split(d->buf, f, CSV_FIELDS_MAX);
-	for (c = 0; c < NCOLS; c++) {
-		d->col[c] = csv_column(f, n, col_names[c]);
-		if (d->col[c] < 0) {
-			err_set(err, ERR_FATAL,
-			        "%s:1: header lacks column '%s' (need "
-			        "ad_id,image_id,image,created_at)",
-			        d->csv, col_names[c]);
-			goto fail;
-		}
 	}
 	free(real);
 	return &d->base;
 fail:
 	free(real);
-	if (d)
-		dir_close(&d->base);
+	dir_close(&d->base);
 	return NULL;
 }
