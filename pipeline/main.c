@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "evaluate.h"
 #include "log.h"
 #include "report.h"
 #include "resize.h"
@@ -424,35 +425,25 @@ int main(int argc, char **argv)
 		code = registry_promote(cfg, promote_id);
 	} else if (rollback) {
 		code = registry_rollback(cfg);
-	} else if (!strcmp(command, "retrain")) {
-		if (resize_init(argv[0], 1, &err)) {
-			fprintf(stderr, "pipeline-run: %s\n", err.msg);
-			code = RUN_FAILED;
-			goto out;
-		}
-		code = retrain_run(cfg, &rto);
-		resize_shutdown();
 	} else if (!strcmp(command, "migrate")) {
 		code = run_migrate(cfg);
 	} else if (!strcmp(command, "evaluate")) {
-		code = run_evaluate(cfg, truth, labels);
+		code = eval_stored(cfg, truth, labels);
 	} else if (!strcmp(command, "status")) {
 		code = status_print(cfg, (int)limit, stdout);
-	} else if (!strcmp(command, "report")) {
-		if (resize_init(argv[0], 1, &err)) {
-			fprintf(stderr, "pipeline-run: %s\n", err.msg);
-			code = RUN_FAILED;
-			goto out;
-		}
-		code = report_write(cfg, ro.date, out_dir);
-		resize_shutdown();
 	} else {
+		/* the commands that decode photos */
 		if (resize_init(argv[0], 1, &err)) {
 			fprintf(stderr, "pipeline-run: %s\n", err.msg);
 			code = RUN_FAILED;
 			goto out;
 		}
-		code = run_nightly(cfg, &ro);
+		if (!strcmp(command, "retrain"))
+			code = retrain_run(cfg, &rto);
+		else if (!strcmp(command, "report"))
+			code = report_write(cfg, ro.date, out_dir);
+		else
+			code = run_nightly(cfg, &ro);
 		resize_shutdown();
 	}
 out:

@@ -36,11 +36,6 @@ int run_nightly(const struct config *cfg, const struct run_opts *o);
 /* Apply pending migrations. Returns an exit code. */
 int run_migrate(const struct config *cfg);
 
-/* Score the stored groups against TRUTH_CSV (image_id,ad_id,item) and, when
- * LABELS_CSV (image,label) is given, the stored embeddings by mAP@top_k.
- * Prints one line per score to stdout. Returns an exit code. */
-int run_evaluate(const struct config *cfg, const char *truth_csv, const char *labels_csv);
-
 /* Ask a running run to stop after the photos in flight (signal-safe). */
 void run_request_stop(void);
 

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "err.h"
 
 #ifdef __cplusplus
@@ -43,6 +44,12 @@ int eval_grouping(struct eval_photo *p, size_t n, struct eval_grouping *out, str
  * *QUERIES (may be NULL) receives the number of queries that counted. */
 int eval_map_at_k(const float *emb, size_t n, int dim, const int *labels, int k, double *map,
                   size_t *queries, struct err *err);
+
+/* `pipeline-run evaluate`: score the active model's stored groups against TRUTH_CSV
+ * (image_id,ad_id,item) and, when LABELS_CSV (image,label) is given, its stored embeddings
+ * by mAP@top_k (a stored photo is labelled when its url ends in "/IMAGE"). Either CSV may be
+ * NULL. Prints one line per score to stdout. Returns an exit code (RUN_OK, RUN_FAILED). */
+int eval_stored(const struct config *cfg, const char *truth_csv, const char *labels_csv);
 
 #ifdef __cplusplus
 }
