@@ -3,24 +3,22 @@
 #include "retrain.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <glib.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "augment.h"
+#include "checkpoint.h"
 #include "dataset.h"
 #include "evaluate.h"
+#include "file.h"
 #include "group.h"
 #include "lock.h"
 #include "log.h"
@@ -34,8 +32,6 @@
 #include "store.h"
 #include "train.h"
 
-#define STATE_FILE    "state.json"
-#define MAX_EPOCHS    1000
 #define SWEEP_STEPS   100 /* threshold candidates: 0.00, 0.01, ... 0.99 */
 #define PROGRESS_SECS 0.25
 #define CALIB_PHOTOS  256
@@ -46,12 +42,6 @@ void retrain_request_stop(void)
 {
 	stop_requested = 1;
 }
-
-struct epoch_stat {
-	int epoch;
-	double loss, lr, map, seconds, img_per_s;
-	int evaluated;
-};
 
 /* Scores of one model on the validation photos. */
 struct val_score {
@@ -84,66 +74,15 @@ struct rt {
 	int *val_ad;     /* ad number per validation photo, -1: none */
 	int nads;
 
-	uint64_t seed;
-	int seed_random;
-	char fingerprint[65];
+	const char **val_names; /* the validation labels, borrowed from ds */
+	size_t nval_names;
+
+	struct checkpoint_state ck; /* seed, fingerprint, scores and history so far */
 	struct trainer *tr;
-	struct epoch_stat hist[MAX_EPOCHS];
-	int nhist;
-	double baseline_map; /* the starting weights as the nightly run embeds with them */
-	double start_map;    /* the network at step 0 (a new head is random) */
-	int start_epoch;
 	int lock_fd;           /* flock on the checkpoint folder; 0: none */
 	struct run_lock *lock; /* the "retrain" scope in the database */
 	struct observe obs;    /* systemd status, metrics file */
 };
-
-static int join_path(char *out, size_t cap, const char *dir, const char *name, struct err *err)
-{
-	if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
-		return err_set(err, ERR_FATAL, "path too long: %s/%s", dir, name);
-	return 0;
-}
-
-static int make_dir(const char *dir, struct err *err)
-{
-	char buf[CONFIG_PATH_MAX];
-	char *p;
-
-	snprintf(buf, sizeof(buf), "%s", dir);
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return err_set(err, ERR_FATAL, "cannot create %s: %s", buf,
-			               strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return err_set(err, ERR_FATAL, "cannot create %s: %s", buf, strerror(errno));
-	return 0;
-}
-
-/* Write TEXT to PATH through a temp file and a rename. */
-static int write_atomic(const char *path, const char *text, struct err *err)
-{
-	char tmp[CONFIG_PATH_MAX + 16];
-	FILE *fp;
-	int bad;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fp = fopen(tmp, "w");
-	if (!fp)
-		return err_set(err, ERR_FATAL, "cannot write %s: %s", tmp, strerror(errno));
-	bad = fputs(text, fp) < 0 || fputc('\n', fp) < 0 || fflush(fp) || fsync(fileno(fp));
-	bad |= fclose(fp) != 0;
-	if (bad || rename(tmp, path)) {
-		unlink(tmp);
-		return err_set(err, ERR_FATAL, "cannot write %s: %s", path, strerror(errno));
-	}
-	return 0;
-}
 
 /* ---- setup ---- */
 
@@ -260,7 +199,7 @@ static void fingerprint(struct rt *r)
 	         t->weight_decay, t->warmup_epochs, t->gradient_clip, t->arcface_margin,
 	         t->arcface_scale, t->drop_last_batch, t->evaluation_epochs, t->schedule,
 	         t->augmentations, t->validation_strategy, t->folds, t->validation_size,
-	         t->data_sample, r->init_sha, (unsigned long long)r->seed, m->top_k);
+	         t->data_sample, r->init_sha, (unsigned long long)r->ck.seed, m->top_k);
 	g_checksum_update(ck, (const guchar *)buf, (gssize)strlen(buf));
 	for (i = 0; i < r->ds.n; i++) {
 		g_checksum_update(ck, (const guchar *)r->ds.photos[i].image, -1);
@@ -268,7 +207,7 @@ static void fingerprint(struct rt *r)
 		g_checksum_update(ck, (const guchar *)r->ds.photos[i].label, -1);
 		g_checksum_update(ck, (const guchar *)"\n", 1);
 	}
-	snprintf(r->fingerprint, sizeof(r->fingerprint), "%s", g_checksum_get_string(ck));
+	snprintf(r->ck.fingerprint, sizeof(r->ck.fingerprint), "%s", g_checksum_get_string(ck));
 	g_checksum_free(ck);
 }
 
@@ -290,8 +229,8 @@ static int make_split(struct rt *r, struct err *err)
 		free(val_ad_all);
 		return err_set(err, ERR_FATAL, "out of memory");
 	}
-	if (dataset_split(ds, &r->mc.train, r->seed, r->state, err) ||
-	    dataset_val_ads(ds, r->state, r->cfg->retrain_ads_csv, r->seed, val_ad_all, &r->nads,
+	if (dataset_split(ds, &r->mc.train, r->ck.seed, r->state, err) ||
+	    dataset_val_ads(ds, r->state, r->cfg->retrain_ads_csv, r->ck.seed, val_ad_all, &r->nads,
 	                    err)) {
 		free(val_ad_all);
 		return -1;
@@ -313,12 +252,17 @@ static int make_split(struct rt *r, struct err *err)
 		}
 	}
 	free(val_ad_all);
+	r->val_names = malloc(nl * sizeof(*r->val_names));
+	if (!r->val_names)
+		return err_set(err, ERR_FATAL, "out of memory");
 	for (i = 0; i < ds->nlabels; i++)
-		nval_labels += r->state[i] == 1;
+		if (r->state[i] == 1)
+			r->val_names[nval_labels++] = ds->labels[i];
+	r->nval_names = nval_labels;
 	log_info("retrain", "split by label",
 	         "seed=%llu strategy=%s train_photos=%zu train_labels=%d val_photos=%zu "
 	         "val_labels=%zu val_ads=%d ads=%s",
-	         (unsigned long long)r->seed, r->mc.train.validation_strategy, r->ntrain,
+	         (unsigned long long)r->ck.seed, r->mc.train.validation_strategy, r->ntrain,
 	         r->nclasses, r->nval, nval_labels, r->nads,
 	         r->cfg->retrain_ads_csv[0] ? "csv" : "synthetic");
 	return 0;
@@ -512,249 +456,23 @@ out:
 	return ret;
 }
 
-/* ---- checkpoints ---- */
-
-static void checkpoint_name(char *out, size_t cap, int epoch)
-{
-	snprintf(out, cap, "epoch-%03d.pt", epoch);
-}
-
-static cJSON *history_json(const struct rt *r)
-{
-	cJSON *a = cJSON_CreateArray();
-	int i;
-
-	for (i = 0; a && i < r->nhist; i++) {
-		const struct epoch_stat *h = &r->hist[i];
-		cJSON *e = cJSON_CreateObject();
-
-		if (!e)
-			break;
-		cJSON_AddNumberToObject(e, "epoch", h->epoch);
-		cJSON_AddNumberToObject(e, "loss", h->loss);
-		cJSON_AddNumberToObject(e, "lr", h->lr);
-		if (h->evaluated)
-			cJSON_AddNumberToObject(e, "map", h->map);
-		cJSON_AddNumberToObject(e, "seconds", h->seconds);
-		cJSON_AddNumberToObject(e, "img_per_s", h->img_per_s);
-		cJSON_AddItemToArray(a, e);
-	}
-	return a;
-}
-
-static cJSON *val_labels_json(const struct rt *r)
-{
-	cJSON *a = cJSON_CreateArray();
-	size_t i;
-
-	for (i = 0; a && i < r->ds.nlabels; i++)
-		if (r->state[i] == 1)
-			cJSON_AddItemToArray(a, cJSON_CreateString(r->ds.labels[i]));
-	return a;
-}
-
-static int save_checkpoint(struct rt *r, int epoch, struct err *err)
-{
-	char name[32], path[CONFIG_PATH_MAX], state[CONFIG_PATH_MAX];
-	cJSON *o = cJSON_CreateObject();
-	char *text = NULL;
-	int ret = -1;
-
-	checkpoint_name(name, sizeof(name), epoch);
-	if (!o || join_path(path, sizeof(path), r->ckpt_dir, name, err) ||
-	    join_path(state, sizeof(state), r->ckpt_dir, STATE_FILE, err))
-		goto out;
-	if (train_checkpoint_save(r->tr, path, err))
-		goto out;
-	cJSON_AddStringToObject(o, "fingerprint", r->fingerprint);
-	cJSON_AddNumberToObject(o, "seed", (double)r->seed);
-	cJSON_AddBoolToObject(o, "seed_was_random", r->seed_random);
-	cJSON_AddNumberToObject(o, "epoch", epoch);
-	cJSON_AddNumberToObject(o, "steps", (double)train_steps(r->tr));
-	cJSON_AddStringToObject(o, "checkpoint", name);
-	cJSON_AddNumberToObject(o, "baseline_map", r->baseline_map);
-	cJSON_AddNumberToObject(o, "start_map", r->start_map);
-	cJSON_AddItemToObject(o, "validation_labels", val_labels_json(r));
-	cJSON_AddItemToObject(o, "history", history_json(r));
-	text = cJSON_Print(o);
-	if (!text) {
-		err_set(err, ERR_FATAL, "out of memory");
-		goto out;
-	}
-	if (write_atomic(state, text, err))
-		goto out;
-	/* the older epoch's checkpoint is not needed once the state names this one */
-	if (epoch > 1) {
-		checkpoint_name(name, sizeof(name), epoch - 1);
-		if (!join_path(path, sizeof(path), r->ckpt_dir, name, err))
-			unlink(path);
-	}
-	ret = 0;
-out:
-	cJSON_free(text);
-	cJSON_Delete(o);
-	return ret;
-}
-
-static char *read_text(const char *path, struct err *err)
-{
-	gchar *text = NULL;
-	GError *ge = NULL;
-	char *copy;
-
-	if (!g_file_get_contents(path, &text, NULL, &ge)) {
-		err_set(err, ERR_FATAL, "%s", ge ? ge->message : path);
-		g_clear_error(&ge);
-		return NULL;
-	}
-	copy = strdup(text);
-	g_free(text);
-	if (!copy)
-		err_set(err, ERR_FATAL, "out of memory");
-	return copy;
-}
-
-/* The seed of the checkpoint to resume (read before the split, which needs
- * it). */
-static int resume_seed(struct rt *r, struct err *err)
-{
-	char path[CONFIG_PATH_MAX];
-	char *text;
-	cJSON *o, *x;
-	int ret = -1;
-
-	if (join_path(path, sizeof(path), r->ckpt_dir, STATE_FILE, err))
-		return -1;
-	text = read_text(path, err);
-	if (!text)
-		return err_prefix(err, "--resume: no checkpoint to resume");
-	o = cJSON_Parse(text);
-	x = o ? cJSON_GetObjectItemCaseSensitive(o, "seed") : NULL;
-	if (!cJSON_IsNumber(x)) {
-		err_set(err, ERR_FATAL, "--resume: %s is not a checkpoint state", path);
-	} else {
-		r->seed = (uint64_t)x->valuedouble;
-		x = cJSON_GetObjectItemCaseSensitive(o, "seed_was_random");
-		r->seed_random = cJSON_IsTrue(x);
-		ret = 0;
-	}
-	cJSON_Delete(o);
-	free(text);
-	return ret;
-}
-
-/* LIMIT: a resumed run matches an uninterrupted one bit for bit only with
- * the same libtorch, CPU and thread count, which decide how sums round. */
-static int resume_state(struct rt *r, struct err *err)
-{
-	char path[CONFIG_PATH_MAX], ckpt[CONFIG_PATH_MAX];
-	cJSON *o = NULL, *x, *h, *v;
-	char *text, *mine = NULL, *theirs = NULL;
-	int ret = -1;
-
-	if (join_path(path, sizeof(path), r->ckpt_dir, STATE_FILE, err))
-		return -1;
-	text = read_text(path, err);
-	if (!text)
-		return -1;
-	o = cJSON_Parse(text);
-	x = o ? cJSON_GetObjectItemCaseSensitive(o, "fingerprint") : NULL;
-	if (!cJSON_IsString(x) || strcmp(x->valuestring, r->fingerprint)) {
-		err_set(err, ERR_FATAL,
-		        "--resume: the checkpoint in %s was made with other "
-		        "settings, weights or labelled photos; start again without --resume",
-		        r->ckpt_dir);
-		goto out;
-	}
-	v = val_labels_json(r);
-	mine = v ? cJSON_PrintUnformatted(v) : NULL;
-	cJSON_Delete(v);
-	x = cJSON_GetObjectItemCaseSensitive(o, "validation_labels");
-	theirs = x ? cJSON_PrintUnformatted(x) : NULL;
-	if (!mine || !theirs || strcmp(mine, theirs)) {
-		err_set(err, ERR_FATAL,
-		        "--resume: the validation labels differ from the "
-		        "checkpoint's");
-		goto out;
-	}
-	x = cJSON_GetObjectItemCaseSensitive(o, "epoch");
-	r->start_epoch = cJSON_IsNumber(x) ? x->valueint : 0;
-	x = cJSON_GetObjectItemCaseSensitive(o, "baseline_map");
-	r->baseline_map = cJSON_IsNumber(x) ? x->valuedouble : NAN;
-	x = cJSON_GetObjectItemCaseSensitive(o, "start_map");
-	r->start_map = cJSON_IsNumber(x) ? x->valuedouble : NAN;
-	r->nhist = 0;
-	cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(o, "history"))
-	{
-		struct epoch_stat *s = &r->hist[r->nhist];
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(h, "map");
-
-		if (r->nhist == MAX_EPOCHS)
-			break;
-		s->epoch = cJSON_GetObjectItemCaseSensitive(h, "epoch")->valueint;
-		s->loss = cJSON_GetObjectItemCaseSensitive(h, "loss")->valuedouble;
-		s->lr = cJSON_GetObjectItemCaseSensitive(h, "lr")->valuedouble;
-		s->seconds = cJSON_GetObjectItemCaseSensitive(h, "seconds")->valuedouble;
-		s->img_per_s = cJSON_GetObjectItemCaseSensitive(h, "img_per_s")->valuedouble;
-		s->evaluated = cJSON_IsNumber(m);
-		s->map = s->evaluated ? m->valuedouble : NAN;
-		r->nhist++;
-	}
-	x = cJSON_GetObjectItemCaseSensitive(o, "checkpoint");
-	if (!cJSON_IsString(x) || strchr(x->valuestring, '/') ||
-	    join_path(ckpt, sizeof(ckpt), r->ckpt_dir, x->valuestring, err) ||
-	    train_checkpoint_load(r->tr, ckpt, err))
-		goto out;
-	log_info("retrain", "resumed from a checkpoint", "checkpoint=%s epoch=%d steps=%ld", ckpt,
-	         r->start_epoch, train_steps(r->tr));
-	ret = 0;
-out:
-	if (ret && !err->msg[0])
-		err_set(err, ERR_FATAL, "--resume: unreadable checkpoint state %s", path);
-	cJSON_free(mine);
-	cJSON_free(theirs);
-	cJSON_Delete(o);
-	free(text);
-	return ret;
-}
-
-/* Remove this run's checkpoint files once the model is saved. */
-static void clear_checkpoints(struct rt *r)
-{
-	DIR *d = opendir(r->ckpt_dir);
-	struct dirent *e;
-	char path[CONFIG_PATH_MAX];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-
-		if (strcmp(e->d_name, STATE_FILE) &&
-		    !(len > 9 && !strncmp(e->d_name, "epoch-", 6) &&
-		      !strcmp(e->d_name + len - 3, ".pt")))
-			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", r->ckpt_dir, e->d_name) <
-		    sizeof(path))
-			unlink(path);
-	}
-	closedir(d);
-}
-
 /* ---- training ---- */
 
+/* The epoch's bar on a terminal, drawn like the nightly run's (see observe.h). */
 static void progress(int epoch, int epochs, size_t done, size_t total, double loss, double ips,
                      double eta)
 {
 	char bar[31];
 	size_t i, fill = total ? done * 30 / total : 30;
 
+	char line[160];
+
 	for (i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = '\0';
-	fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %zu/%zu loss %.4f %.1f img/s ETA %d:%02d", epoch,
-	        epochs, bar, done, total, loss, ips, (int)eta / 60, (int)eta % 60);
-	fflush(stderr);
+	snprintf(line, sizeof(line), "epoch %d/%d [%s] %zu/%zu loss %.4f %.1f img/s ETA %d:%02d",
+	         epoch, epochs, bar, done, total, loss, ips, (int)eta / 60, (int)eta % 60);
+	log_status_line(line);
 }
 
 /* The tensors' normalisation in pixel units: x = (pixel - mean) / std. */
@@ -814,7 +532,7 @@ static int open_trainer(struct rt *r, struct err *err)
 	o.schedule = (enum schedule_kind)schedule_parse(t->schedule);
 	o.total_steps = steps_per_epoch * t->epochs;
 	o.warmup_steps = lround(t->warmup_epochs * (double)steps_per_epoch);
-	o.seed = rng_derive(r->seed, 5, 0);
+	o.seed = rng_derive(r->ck.seed, 5, 0);
 	o.device = r->cfg->device;
 	o.threads = r->threads;
 	o.channels_last = r->cfg->channels_last;
@@ -858,16 +576,16 @@ static int baseline(struct rt *r, struct err *err)
 		mc.embedding_size = 0;
 		if (score_weights(r, &mc, r->init_weights, r->cfg->default_threshold, &s, err))
 			return -1;
-		r->baseline_map = s.map;
+		r->ck.baseline_map = s.map;
 		return 0;
 	}
-	return trainer_map(r, &r->baseline_map, err);
+	return trainer_map(r, &r->ck.baseline_map, err);
 }
 
 static int run_epoch(struct rt *r, int epoch, struct err *err)
 {
 	const struct train_config *t = &r->mc.train;
-	struct epoch_stat *st = &r->hist[r->nhist];
+	struct epoch_stat *st = &r->ck.hist[r->ck.nhist];
 	size_t floats = r->ds.floats, bs = (size_t)t->batch_size, b, i;
 	long nb = batches_per_epoch(r);
 	struct augment_norm norm;
@@ -875,7 +593,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	float *raw = malloc(floats * sizeof(float));
 	int *labels = malloc(bs * sizeof(int));
 	int *order = malloc(r->ntrain * sizeof(int));
-	int tty = isatty(STDERR_FILENO), ret = -1;
+	int tty = r->obs.progress.tty, ret = -1;
 	double t0 = proc_now_s(), last_draw = 0, loss_sum = 0, lr = 0;
 	size_t seen = 0;
 	struct rng rng;
@@ -886,9 +604,9 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	}
 	pixel_norm(&r->ds.ropts, &norm);
 	observe_phase(&r->obs, "epoch %d of %d", epoch, t->epochs);
-	train_reseed(r->tr, rng_derive(r->seed, 3, (uint64_t)epoch));
+	train_reseed(r->tr, rng_derive(r->ck.seed, 3, (uint64_t)epoch));
 	memcpy(order, r->train_idx, r->ntrain * sizeof(int));
-	rng_seed(&rng, rng_derive(r->seed, 1, (uint64_t)epoch));
+	rng_seed(&rng, rng_derive(r->ck.seed, 1, (uint64_t)epoch));
 	rng_shuffle(&rng, order, r->ntrain);
 	train_current_lr(r->tr, NULL, &lr);
 
@@ -903,7 +621,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 			        epoch, epoch - 1);
 			goto out;
 		}
-		rng_seed(&rng, rng_derive(r->seed, 2, ((uint64_t)epoch << 32) | b));
+		rng_seed(&rng, rng_derive(r->ck.seed, 2, ((uint64_t)epoch << 32) | b));
 		for (i = 0; i < n; i++) {
 			int idx = order[b * bs + i];
 			float *dst = x + i * floats;
@@ -939,7 +657,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	if (train_flush(r->tr, err))
 		goto out;
 	if (tty)
-		fprintf(stderr, "\r\033[K");
+		log_status_line(NULL);
 
 	memset(st, 0, sizeof(*st));
 	st->epoch = epoch;
@@ -953,8 +671,9 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 		st->evaluated = 1;
 	}
 	st->seconds = proc_now_s() - t0;
-	r->nhist++;
-	if (save_checkpoint(r, epoch, err))
+	r->ck.nhist++;
+	r->ck.epoch = epoch;
+	if (checkpoint_save(r->ckpt_dir, r->tr, &r->ck, r->val_names, r->nval_names, err))
 		goto out;
 	if (r->lock && lock_check(r->lock, err) > 0)
 		goto out;
@@ -971,7 +690,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 	ret = 0;
 out:
 	if (ret && tty)
-		fprintf(stderr, "\n");
+		log_status_line(NULL);
 	free(x);
 	free(raw);
 	free(labels);
@@ -1034,7 +753,7 @@ static cJSON *data_json(const struct rt *r)
 	cJSON_AddNumberToObject(o, "validation_ads", r->nads);
 	cJSON_AddStringToObject(o, "validation_ads_from",
 	                        r->cfg->retrain_ads_csv[0] ? r->cfg->retrain_ads_csv : "synthetic");
-	cJSON_AddStringToObject(o, "fingerprint", r->fingerprint);
+	cJSON_AddStringToObject(o, "fingerprint", r->ck.fingerprint);
 	return o;
 }
 
@@ -1052,8 +771,8 @@ static cJSON *metrics_json(const struct rt *r, const struct val_score *cand,
 	cJSON_AddNumberToObject(o, "grouping_precision", cand->g.precision);
 	cJSON_AddNumberToObject(o, "grouping_recall", cand->g.recall);
 	cJSON_AddNumberToObject(o, "threshold", cand->threshold);
-	cJSON_AddNumberToObject(o, "baseline_map", r->baseline_map);
-	cJSON_AddNumberToObject(o, "start_map", r->start_map);
+	cJSON_AddNumberToObject(o, "baseline_map", r->ck.baseline_map);
+	cJSON_AddNumberToObject(o, "start_map", r->ck.start_map);
 	if (active_id) {
 		cJSON_AddNumberToObject(o, "active_model_id", (double)active_id);
 		cJSON_AddNumberToObject(o, "active_map", act->map);
@@ -1062,7 +781,7 @@ static cJSON *metrics_json(const struct rt *r, const struct val_score *cand,
 		cJSON_AddNumberToObject(o, "active_best_grouping_f1", act->best.f1);
 		cJSON_AddNumberToObject(o, "active_best_threshold", act->best_threshold);
 	}
-	cJSON_AddItemToObject(o, "epochs", history_json(r));
+	cJSON_AddItemToObject(o, "epochs", checkpoint_history_json(&r->ck));
 	return o;
 }
 
@@ -1105,7 +824,7 @@ static int save_model(struct rt *r, struct outcome *oc, struct err *err)
 	char base[CONFIG_PATH_MAX], dim[16], k[16];
 	const char *meta[10];
 
-	if (make_dir(r->cfg->retrain_model_dir, err) || model_base(r, base, sizeof(base), err))
+	if (file_mkdirs(r->cfg->retrain_model_dir, err) || model_base(r, base, sizeof(base), err))
 		return -1;
 	snprintf(oc->weights, sizeof(oc->weights), "%s.safetensors", base);
 	snprintf(oc->sidecar, sizeof(oc->sidecar), "%s.json", base);
@@ -1118,7 +837,7 @@ static int save_model(struct rt *r, struct outcome *oc, struct err *err)
 	meta[4] = "embedding_size";
 	meta[5] = dim;
 	meta[6] = "training_fingerprint";
-	meta[7] = r->fingerprint;
+	meta[7] = r->ck.fingerprint;
 	meta[8] = "top_k_similar";
 	meta[9] = k;
 	if (train_save_weights(r->tr, oc->weights, meta, 5, err))
@@ -1152,8 +871,8 @@ static int write_sidecar(struct rt *r, const struct outcome *oc, struct err *err
 	cJSON_AddItemToObject(o, "inference", cJSON_Parse(inf));
 	cJSON_AddNumberToObject(o, "threshold", oc->cand.threshold);
 	cJSON_AddItemToObject(o, "metrics", metrics_json(r, &oc->cand, &oc->act, oc->active_id));
-	cJSON_AddNumberToObject(o, "seed", (double)r->seed);
-	cJSON_AddBoolToObject(o, "seed_was_random", r->seed_random);
+	cJSON_AddNumberToObject(o, "seed", (double)r->ck.seed);
+	cJSON_AddBoolToObject(o, "seed_was_random", r->ck.seed_random);
 	cJSON_AddItemToObject(o, "data", data_json(r));
 	cJSON_AddItemToObject(o, "config", config_json(r));
 	init = cJSON_AddObjectToObject(o, "init_weights");
@@ -1171,7 +890,7 @@ static int write_sidecar(struct rt *r, const struct outcome *oc, struct err *err
 	text = cJSON_Print(o);
 	if (!text)
 		goto oom;
-	ret = write_atomic(oc->sidecar, text, err);
+	ret = file_write_atomic(oc->sidecar, text, err);
 	goto out;
 oom:
 	err_set(err, ERR_FATAL, "out of memory");
@@ -1200,8 +919,8 @@ static int register_model(struct rt *r, struct outcome *oc, struct err *err)
 	int ret = -1;
 
 	if (tj) {
-		cJSON_AddNumberToObject(tj, "seed", (double)r->seed);
-		cJSON_AddBoolToObject(tj, "seed_was_random", r->seed_random);
+		cJSON_AddNumberToObject(tj, "seed", (double)r->ck.seed);
+		cJSON_AddBoolToObject(tj, "seed_was_random", r->ck.seed_random);
 		cJSON_AddItemToObject(tj, "data", data_json(r));
 		cJSON_AddItemToObject(tj, "config", config_json(r));
 		cJSON_AddStringToObject(tj, "init_weights",
@@ -1301,7 +1020,7 @@ static int setup_paths(struct rt *r, struct err *err)
 	         cfg->retrain_init_weights[0] ? cfg->retrain_init_weights : cfg->model_weights);
 	if (cfg->retrain_checkpoint_dir[0])
 		snprintf(r->ckpt_dir, sizeof(r->ckpt_dir), "%s", cfg->retrain_checkpoint_dir);
-	else if (join_path(r->ckpt_dir, sizeof(r->ckpt_dir), cfg->retrain_model_dir, "checkpoints",
+	else if (file_join(r->ckpt_dir, sizeof(r->ckpt_dir), cfg->retrain_model_dir, "checkpoints",
 	                   err))
 		return -1;
 	return check_config(r, err);
@@ -1310,16 +1029,16 @@ static int setup_paths(struct rt *r, struct err *err)
 static int choose_seed(struct rt *r, struct err *err)
 {
 	if (r->opts->resume)
-		return resume_seed(r, err);
+		return checkpoint_read_seed(r->ckpt_dir, &r->ck.seed, &r->ck.seed_random, err);
 	if (r->mc.train.seed >= 0) {
-		r->seed = (uint64_t)r->mc.train.seed;
+		r->ck.seed = (uint64_t)r->mc.train.seed;
 		return 0;
 	}
 	/* -1: a random seed, recorded with the checkpoint and the model */
-	if (getrandom(&r->seed, sizeof(r->seed), 0) != (ssize_t)sizeof(r->seed))
-		r->seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
-	r->seed &= (UINT64_C(1) << 52) - 1; /* exact in JSON numbers */
-	r->seed_random = 1;
+	if (getrandom(&r->ck.seed, sizeof(r->ck.seed), 0) != (ssize_t)sizeof(r->ck.seed))
+		r->ck.seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
+	r->ck.seed &= (UINT64_C(1) << 52) - 1; /* exact in JSON numbers */
+	r->ck.seed_random = 1;
 	return 0;
 }
 
@@ -1338,7 +1057,7 @@ static int calibrate(struct rt *r, struct err *err)
 		goto out;
 	}
 	memcpy(order, r->train_idx, n * sizeof(int));
-	rng_seed(&rng, rng_derive(r->seed, 6, 0));
+	rng_seed(&rng, rng_derive(r->ck.seed, 6, 0));
 	rng_shuffle(&rng, order, n);
 	if (n > CALIB_PHOTOS)
 		n = CALIB_PHOTOS;
@@ -1401,45 +1120,24 @@ out:
 	return classes < 0 ? -1 : 0;
 }
 
-/* One retrain per checkpoint folder: a second one would overwrite the
- * first's checkpoints. The lock goes with the process. */
-static int lock_checkpoints(struct rt *r, struct err *err)
-{
-	char path[CONFIG_PATH_MAX];
-
-	if (join_path(path, sizeof(path), r->ckpt_dir, "lock", err))
-		return -1;
-	r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (r->lock_fd < 0)
-		return err_set(err, ERR_FATAL, "cannot open %s: %s", path, strerror(errno));
-	if (flock(r->lock_fd, LOCK_EX | LOCK_NB))
-		return err_set(err, ERR_FATAL, "another retrain is using %s (%s)", r->ckpt_dir,
-		               strerror(errno));
-	return 0;
-}
-
 static int train_all(struct rt *r, struct err *err)
 {
 	int epoch;
 
-	if (make_dir(r->ckpt_dir, err) || lock_checkpoints(r, err) || open_trainer(r, err))
+	if (checkpoint_lock(r->ckpt_dir, &r->lock_fd, err) || open_trainer(r, err))
 		return -1;
 	if (r->opts->resume) {
-		if (resume_state(r, err))
+		if (checkpoint_resume(r->ckpt_dir, r->tr, &r->ck, r->val_names, r->nval_names, err))
 			return -1;
 	} else {
-		struct stat sb;
-		char state[CONFIG_PATH_MAX];
-
-		if (!join_path(state, sizeof(state), r->ckpt_dir, STATE_FILE, err) &&
-		    !stat(state, &sb))
+		if (checkpoint_exists(r->ckpt_dir))
 			log_warn("retrain", "an unfinished retrain's checkpoint is replaced",
 			         "checkpoint_dir=%s hint=\"--resume continues it\"", r->ckpt_dir);
-		clear_checkpoints(r);
+		checkpoint_clear(r->ckpt_dir);
 		if (baseline(r, err))
 			return err_prefix(err, "scoring the starting weights");
 		log_info("retrain", "starting weights scored", "map_at_%d=%.4f val_photos=%zu",
-		         r->mc.top_k, r->baseline_map, r->nval);
+		         r->mc.top_k, r->ck.baseline_map, r->nval);
 	}
 	if (!r->opts->resume && train_bn_folded(r->tr) && calibrate(r, err))
 		return err_prefix(err, "recalibrating BatchNorm");
@@ -1448,11 +1146,12 @@ static int train_all(struct rt *r, struct err *err)
 	if (!r->opts->resume) {
 		/* the network as training starts: with a new head, if the weights
 		 * had none, it is not the model the baseline scored */
-		if (trainer_map(r, &r->start_map, err))
+		if (trainer_map(r, &r->ck.start_map, err))
 			return -1;
-		log_info("retrain", "training starts", "map_at_%d=%.4f", r->mc.top_k, r->start_map);
+		log_info("retrain", "training starts", "map_at_%d=%.4f", r->mc.top_k,
+		         r->ck.start_map);
 	}
-	for (epoch = r->start_epoch + 1; epoch <= r->mc.train.epochs; epoch++)
+	for (epoch = r->ck.epoch + 1; epoch <= r->mc.train.epochs; epoch++)
 		if (run_epoch(r, epoch, err))
 			return -1;
 	return 0;
@@ -1479,6 +1178,7 @@ static void free_rt(struct rt *r)
 	free(r->val_idx);
 	free(r->val_labels);
 	free(r->val_ad);
+	free(r->val_names);
 	lock_release(r->lock);
 	store_close(r->store);
 	if (r->lock_fd > 0)
@@ -1505,7 +1205,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 	r->opts = opts;
 	observe_begin(&r->obs, cfg, "retrain", NULL, opts->version);
 	r->threads = cfg->torch_threads ? cfg->torch_threads : proc_ncpu();
-	r->baseline_map = r->start_map = NAN;
+	r->ck.baseline_map = r->ck.start_map = NAN;
 	gethostname(r->host, sizeof(r->host) - 1);
 	if (setup_paths(r, &err)) {
 		code = RUN_USAGE;
@@ -1546,7 +1246,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 		goto out;
 	if (write_sidecar(r, &oc, &err) || register_model(r, &oc, &err))
 		goto out;
-	clear_checkpoints(r);
+	checkpoint_clear(r->ckpt_dir);
 	code = r->ds.nbad ? RUN_PARTIAL : RUN_OK;
 out:
 	if (code == RUN_FAILED && stop_requested)
@@ -1587,10 +1287,10 @@ out:
 		         "active_grouping_f1=%.4f active_best_threshold=%.2f "
 		         "active_best_grouping_f1=%.4f seed=%llu weights=%s elapsed_s=%.1f",
 		         (long long)r->run_id, status, (long long)oc.model_id, oc.promoted,
-		         oc.verdict, r->mc.top_k, oc.cand.map, r->baseline_map, r->start_map,
+		         oc.verdict, r->mc.top_k, oc.cand.map, r->ck.baseline_map, r->ck.start_map,
 		         (long long)oc.active_id, oc.act.map, oc.cand.threshold, oc.cand.g.f1,
 		         oc.act.threshold, oc.act.g.f1, oc.act.best_threshold, oc.act.best.f1,
-		         (unsigned long long)r->seed, oc.weights, proc_now_s() - t0);
+		         (unsigned long long)r->ck.seed, oc.weights, proc_now_s() - t0);
 	free_rt(r);
 	free(r);
 	return code;

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <libpq-fe.h>
 
+#include "file.h"
 #include "log.h"
 
 /* Advisory lock keys ("pipemig", "pipemod" in ASCII): one serialises schema
@@ -403,39 +403,6 @@ out:
 	return rc;
 }
 
-static char *file_read(const char *path, struct err *err)
-{
-	struct stat st;
-	char *buf = NULL;
-	FILE *f;
-
-	f = fopen(path, "rb");
-	if (!f) {
-		err_set(err, ERR_FATAL, "store: cannot open %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fileno(f), &st) != 0 || st.st_size > STORE_SQL_FILE_MAX) {
-		err_set(err, ERR_FATAL, "store: %s is unreadable or over %ld bytes", path,
-		        STORE_SQL_FILE_MAX);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		err_set(err, ERR_FATAL, "store: out of memory reading %s", path);
-		goto out;
-	}
-	if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		err_set(err, ERR_FATAL, "store: short read from %s", path);
-		free(buf);
-		buf = NULL;
-		goto out;
-	}
-	buf[st.st_size] = '\0';
-out:
-	fclose(f);
-	return buf;
-}
-
 /* Apply one file and record it, in one transaction.
  * LIMIT: a migration cannot use statements that refuse to run in a
  * transaction (CREATE INDEX CONCURRENTLY, VACUUM). */
@@ -447,13 +414,11 @@ static int migration_apply(struct store *s, const char *dir, const struct migrat
 	char *sql = NULL;
 	int rc = -1;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, m->file) >= sizeof(path)) {
-		err_set(err, ERR_FATAL, "store: migration path too long: %s/%s", dir, m->file);
-		return -1;
-	}
-	sql = file_read(path, err);
+	if (file_join(path, sizeof(path), dir, m->file, err))
+		return err_prefix(err, "store: migration");
+	sql = file_read_text(path, STORE_SQL_FILE_MAX, err);
 	if (!sql)
-		return -1;
+		return err_prefix(err, "store");
 	snprintf(version, sizeof(version), "%d", m->version);
 	params[0] = version;
 	params[1] = m->file;
