@@ -20,6 +20,7 @@
 #include "queue.h"
 #include "registry.h"
 #include "resize.h"
+#include "sha256.h"
 #include "source.h"
 #include "store.h"
 #include "strset.h"
@@ -154,7 +155,7 @@ static void process_item(struct run *r, struct item *it)
 		item_fail(it, "fetch", e.msg);
 		goto out;
 	}
-	fetch_sha256(buf, len, it->sha256);
+	sha256_hex(buf, len, it->sha256);
 	it->tensor = malloc(floats * sizeof(float));
 	if (!it->tensor) {
 		item_fail(it, "resize", "out of memory");
@@ -585,13 +586,6 @@ out:
 
 /* ---- the run ---- */
 
-static void set_resize_opts(struct run *r, const struct model_config *mc)
-{
-	registry_resize_opts(mc, &r->ropts);
-	r->ropts.max_bytes = (size_t)r->cfg->max_bytes;
-	r->ropts.max_pixels = (uint64_t)r->cfg->max_pixels;
-}
-
 static int open_model(struct run *r, const struct model_config *mc, const char *weights,
                       struct err *err)
 {
@@ -605,7 +599,7 @@ static int open_model(struct run *r, const struct model_config *mc, const char *
 	if (!r->model)
 		return -1;
 	r->dim = model_dim(r->model);
-	set_resize_opts(r, mc);
+	registry_resize_opts(mc, r->cfg, &r->ropts);
 	return 0;
 }
 
@@ -616,19 +610,13 @@ static int switch_to_active(struct run *r, int64_t active, struct err *err)
 {
 	struct store_model_info info;
 	struct model_config mc;
-	char sha[65];
 	int ret = -1;
 
 	if (store_model_get(r->store, active, &info, err))
 		return -1;
 	if (registry_model_config(&info, &r->cfg->model, &mc, err) ||
-	    registry_file_sha256(info.weights_path, sha, err))
-		goto out;
-	if (strcmp(sha, info.weights_sha256)) {
-		err_set(err, ERR_FATAL,
-		        "active model %lld: %s has checksum %s, the registry says "
-		        "%s (weights replaced? promote another model)",
-		        (long long)active, info.weights_path, sha, info.weights_sha256);
+	    registry_check_weights(&info, err)) {
+		err_prefix(err, "the active model cannot be run (promote another one)");
 		goto out;
 	}
 	model_close(r->model);
@@ -651,13 +639,13 @@ out:
 static int open_store(struct run *r, struct err *err)
 {
 	struct store_model sm = {0};
-	char sha[65];
+	char sha[SHA256_HEX_SIZE];
 	char *inference = NULL;
 	int64_t active = 0;
 	double active_threshold = NAN;
 	int applied = 0, ret = -1;
 
-	if (registry_file_sha256(r->cfg->model_weights, sha, err))
+	if (sha256_file(r->cfg->model_weights, sha, err))
 		return err_prefix(err, "model.weights");
 	r->store = store_open(r->cfg->db_conninfo, err);
 	if (!r->store)

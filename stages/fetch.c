@@ -332,11 +332,3 @@ int fetch_url(const struct fetch *f, const char *url, void **buf, size_t *len, s
 		return read_http(f, url, buf, len, err);
 	return err_set(err, ERR_INPUT, "url scheme not supported (file, http, https)");
 }
-
-void fetch_sha256(const void *buf, size_t len, char hex[65])
-{
-	gchar *s = g_compute_checksum_for_data(G_CHECKSUM_SHA256, buf, len);
-
-	snprintf(hex, 65, "%s", s ? s : "");
-	g_free(s);
-}

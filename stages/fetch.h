@@ -42,9 +42,6 @@ int fetch_add_root(struct fetch *f, const char *root, struct err *err);
  * max_bytes are refused before reading. Thread-safe. */
 int fetch_url(const struct fetch *f, const char *url, void **buf, size_t *len, struct err *err);
 
-/* Lowercase hex SHA-256 of BUF into HEX (65 bytes). */
-void fetch_sha256(const void *buf, size_t len, char hex[65]);
-
 void fetch_free(struct fetch *f);
 
 #ifdef __cplusplus

@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "run.h"
+#include "sha256.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -113,7 +114,8 @@ void registry_model_opts(const struct model_config *mc, const char *weights, con
 	out->channels_last = channels_last;
 }
 
-void registry_resize_opts(const struct model_config *mc, struct resize_opts *out)
+void registry_resize_opts(const struct model_config *mc, const struct config *cfg,
+                          struct resize_opts *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->width = mc->image_width;
@@ -121,27 +123,23 @@ void registry_resize_opts(const struct model_config *mc, struct resize_opts *out
 	out->norm = mc->norm;
 	memcpy(out->mean, mc->mean, sizeof(out->mean));
 	memcpy(out->std, mc->std, sizeof(out->std));
+	if (cfg) {
+		out->max_bytes = (size_t)cfg->max_bytes;
+		out->max_pixels = (uint64_t)cfg->max_pixels;
+	}
 }
 
-int registry_file_sha256(const char *path, char hex[65], struct err *err)
+int registry_check_weights(const struct store_model_info *info, struct err *err)
 {
-	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
-	unsigned char buf[1 << 16];
-	FILE *fp = fopen(path, "rb");
-	size_t n;
-	int bad;
+	char sha[SHA256_HEX_SIZE];
 
-	if (!fp) {
-		g_checksum_free(ck);
-		return err_set(err, ERR_FATAL, "%s: %s", path, strerror(errno));
-	}
-	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
-		g_checksum_update(ck, buf, n);
-	bad = ferror(fp);
-	fclose(fp);
-	snprintf(hex, 65, "%s", g_checksum_get_string(ck));
-	g_checksum_free(ck);
-	return bad ? err_set(err, ERR_FATAL, "%s: read error", path) : 0;
+	if (sha256_file(info->weights_path, sha, err))
+		return err_prefix(err, "model %lld", (long long)info->id);
+	if (strcmp(sha, info->weights_sha256))
+		return err_set(err, ERR_FATAL,
+		               "model %lld: %s has checksum %s, registered %s (weights replaced?)",
+		               (long long)info->id, info->weights_path, sha, info->weights_sha256);
+	return 0;
 }
 
 /* ---- commands ---- */
@@ -151,7 +149,6 @@ int registry_promote(const struct config *cfg, int64_t id)
 	struct err err = {0};
 	struct store *s = store_open(cfg->db_conninfo, &err);
 	struct store_model_info info = {0};
-	char sha[65];
 	int64_t previous = 0;
 	int code = RUN_FAILED, applied = 0;
 
@@ -161,15 +158,8 @@ int registry_promote(const struct config *cfg, int64_t id)
 		code = RUN_USAGE;
 		goto out;
 	}
-	if (registry_file_sha256(info.weights_path, sha, &err))
+	if (registry_check_weights(&info, &err))
 		goto out;
-	if (strcmp(sha, info.weights_sha256)) {
-		err_set(&err, ERR_FATAL,
-		        "model %lld: %s has checksum %s, registered %s; not "
-		        "promoted",
-		        (long long)id, info.weights_path, sha, info.weights_sha256);
-		goto out;
-	}
 	if (store_model_activate(s, id, "manual", 0, "--promote", &previous, &err))
 		goto out;
 	log_info("registry", previous == id ? "model already active" : "model promoted",

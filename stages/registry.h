@@ -33,12 +33,14 @@ int registry_model_config(const struct store_model_info *info, const struct mode
 void registry_model_opts(const struct model_config *mc, const char *weights, const char *device,
                          int threads, int channels_last, struct model_opts *out);
 
-/* The resize options that feed a model of MC (no size limits set). */
-void registry_resize_opts(const struct model_config *mc, struct resize_opts *out);
+/* The resize options that feed a model of MC, with the photo size limits of CFG (NULL: none
+ * set). */
+void registry_resize_opts(const struct model_config *mc, const struct config *cfg,
+                          struct resize_opts *out);
 
-/* SHA-256 of the file PATH as lowercase hex into HEX (ERR_FATAL when it
- * cannot be read). */
-int registry_file_sha256(const char *path, char hex[65], struct err *err);
+/* The weights file of model INFO still has its registered checksum (ERR_FATAL naming the
+ * model, file and both checksums when it does not, or cannot be read). */
+int registry_check_weights(const struct store_model_info *info, struct err *err);
 
 /* pipeline-run --promote ID: make model ID active (recorded as a manual
  * promotion) once its weights file is there with the registered checksum.

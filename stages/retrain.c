@@ -29,6 +29,7 @@
 #include "rng.h"
 #include "run.h"
 #include "schedule.h"
+#include "sha256.h"
 #include "store.h"
 #include "train.h"
 
@@ -156,9 +157,7 @@ static int load_data(struct rt *r, struct err *err)
 		if (rc)
 			return err_prefix(err, "retrain.labels_query");
 	}
-	registry_resize_opts(&r->mc, &ro);
-	ro.max_bytes = (size_t)cfg->max_bytes;
-	ro.max_pixels = (uint64_t)cfg->max_pixels;
+	registry_resize_opts(&r->mc, cfg, &ro);
 	if (dataset_decode(&r->ds, cfg->retrain_images_root, &ro,
 	                   (size_t)cfg->retrain_cache_mb << 20, r->threads, err))
 		return -1;
@@ -421,9 +420,7 @@ static int score_weights(struct rt *r, const struct model_config *mc, const char
 	int dim, same, ret = -1;
 
 	registry_model_opts(mc, weights, r->cfg->device, r->threads, r->cfg->channels_last, &mo);
-	registry_resize_opts(mc, &ro);
-	ro.max_bytes = (size_t)r->cfg->max_bytes;
-	ro.max_pixels = (uint64_t)r->cfg->max_pixels;
+	registry_resize_opts(mc, r->cfg, &ro);
 	same = ro.width == r->ds.ropts.width && ro.height == r->ds.ropts.height &&
 	       ro.norm == r->ds.ropts.norm && !memcmp(ro.mean, r->ds.ropts.mean, sizeof(ro.mean)) &&
 	       !memcmp(ro.std, r->ds.ropts.std, sizeof(ro.std));
@@ -842,7 +839,7 @@ static int save_model(struct rt *r, struct outcome *oc, struct err *err)
 	meta[9] = k;
 	if (train_save_weights(r->tr, oc->weights, meta, 5, err))
 		return -1;
-	return registry_file_sha256(oc->weights, oc->sha, err);
+	return sha256_file(oc->weights, oc->sha, err);
 }
 
 static int write_sidecar(struct rt *r, const struct outcome *oc, struct err *err)
@@ -1211,7 +1208,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 		code = RUN_USAGE;
 		goto out;
 	}
-	if (r->init_weights[0] && registry_file_sha256(r->init_weights, r->init_sha, &err))
+	if (r->init_weights[0] && sha256_file(r->init_weights, r->init_sha, &err))
 		goto out;
 	r->store = store_open(cfg->db_conninfo, &err);
 	if (!r->store || store_migrate(r->store, cfg->sql_dir, &applied, &err))

@@ -1,11 +1,13 @@
 /* test_ops.c - the pieces of operations that need no service: the progress
- * bar, metrics labels and file, HTML escaping, lock scopes. */
+ * bar, metrics labels and file, HTML escaping, lock scopes, the check of a
+ * registered model's weights. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,9 @@
 #include "lock.h"
 #include "metrics.h"
 #include "progress.h"
+#include "registry.h"
 #include "report.h"
+#include "sha256.h"
 
 static void test_progress_bar_known_total(void **state)
 {
@@ -186,6 +190,44 @@ static void test_lock_scopes(void **state)
 	assert_string_equal(s, "retrain");
 }
 
+/* SHA-256 of "abc": the test vector of FIPS 180-2. */
+#define ABC_SHA256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+/* --promote and a run with the active model refuse weights whose file changed since they
+ * were registered. */
+static void test_replaced_weights_are_refused(void **state)
+{
+	char path[] = "/tmp/test_ops_weights.XXXXXX", hex[SHA256_HEX_SIZE];
+	struct store_model_info info = {0};
+	struct err err = {0};
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	close(fd);
+	sha256_hex("abc", 3, hex);
+	assert_string_equal(hex, ABC_SHA256);
+	assert_int_equal(sha256_file(path, hex, &err), 0);
+	assert_string_equal(hex, ABC_SHA256);
+
+	info.id = 7;
+	snprintf(info.weights_path, sizeof(info.weights_path), "%s", path);
+	snprintf(info.weights_sha256, sizeof(info.weights_sha256), "%s", ABC_SHA256);
+	assert_int_equal(registry_check_weights(&info, &err), 0);
+
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "d", 1), 1);
+	close(fd);
+	assert_int_equal(registry_check_weights(&info, &err), -1);
+	assert_non_null(strstr(err.msg, "model 7: "));
+	assert_non_null(strstr(err.msg, "registered " ABC_SHA256));
+
+	unlink(path);
+	assert_int_equal(registry_check_weights(&info, &err), -1);
+	assert_non_null(strstr(err.msg, "model 7: "));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +241,7 @@ int main(void)
 	    cmocka_unit_test(test_metrics_unwritable_folder_is_an_error),
 	    cmocka_unit_test(test_html_escape),
 	    cmocka_unit_test(test_lock_scopes),
+	    cmocka_unit_test(test_replaced_weights_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
