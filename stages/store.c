@@ -1,5 +1,6 @@
-/* store.c - the PostgreSQL side of the pipeline through libpq: migrations,
- * runs, models, photos, embeddings, groups and failures. */
+/* store.c - the PostgreSQL side of the pipeline through libpq: the connection and its
+ * errors, migrations, runs, photos, embeddings, groups and failures, and the queries of
+ * status and reports (the models' tables are in store_models.c). */
 #include "store.h"
 
 #include <arpa/inet.h>
@@ -12,30 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "file.h"
 #include "log.h"
+#include "store_impl.h"
 
-/* Advisory lock keys ("pipemig", "pipemod" in ASCII): one serialises schema
- * migrations across processes, the other model registration and promotion. */
+/* Advisory lock keys ("pipemig", "pipegrps" in ASCII): one serialises schema migrations
+ * across processes, the other grouping (see store_groups_lock()). */
 #define STORE_LOCK_MIGRATE INT64_C(0x706970656d6967)
-#define STORE_LOCK_MODELS  INT64_C(0x706970656d6f64)
 #define STORE_LOCK_GROUPS  INT64_C(0x7069706567727073) /* "pipegrps" */
 
 #define STORE_SQL_FILE_MAX    (16L << 20) /* bytes in one migration file */
 #define STORE_COPY_CHUNK      (1u << 20)  /* bytes handed to libpq per COPY send */
-#define STORE_DIM_MAX         65536       /* floats in one embedding */
 #define STORE_FLOAT4_OID      700         /* pg_type oid of real, fixed since 7.x */
 #define STORE_CONNECT_TIMEOUT "10"        /* seconds, unless PGCONNECT_TIMEOUT says */
-
-struct store {
-	PGconn *conn;
-	char *password;    /* from the conninfo, scrubbed from messages; may be NULL */
-	int have_temp;     /* the COPY staging tables exist on this connection */
-	int64_t dim_model; /* model whose embedding_dim is cached in dim; 0: none */
-	int dim;
-};
 
 /* ---- messages and error translation ---- */
 
@@ -101,11 +91,8 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 
 /* ---- statements and transactions ---- */
 
-/* Run one statement with text parameters (NULL is SQL NULL). BINARY asks for
- * binary result columns. On success *RES, if RES is not NULL, receives the
- * result (free with PQclear). */
-static int store_exec(struct store *s, const char *what, const char *sql, int nparams,
-                      const char *const *params, int binary, PGresult **res, struct err *err)
+int store_exec(struct store *s, const char *what, const char *sql, int nparams,
+               const char *const *params, int binary, PGresult **res, struct err *err)
 {
 	PGresult *r;
 	ExecStatusType st;
@@ -138,18 +125,17 @@ static int store_exec_script(struct store *s, const char *what, const char *sql,
 	return rc;
 }
 
-static int store_begin(struct store *s, struct err *err)
+int store_begin(struct store *s, struct err *err)
 {
 	return store_exec(s, "begin transaction", "BEGIN", 0, NULL, 0, NULL, err);
 }
 
-static int store_commit(struct store *s, const char *what, struct err *err)
+int store_commit(struct store *s, const char *what, struct err *err)
 {
 	return store_exec(s, what, "COMMIT", 0, NULL, 0, NULL, err);
 }
 
-/* Abandon an open transaction, keeping the error that caused it. */
-static void store_rollback(struct store *s)
+void store_rollback(struct store *s)
 {
 	if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(s->conn, "ROLLBACK"));
@@ -164,10 +150,7 @@ static int store_session_init(struct store *s, struct err *err)
 	return store_exec(s, "set timezone", "SET TimeZone = 'UTC'", 0, NULL, 0, NULL, err);
 }
 
-/* Called first by every entry point. A connection that broke during an
- * earlier call is re-established here, so a caller that got ERR_RETRY only
- * has to back off and call again. */
-static int store_ready(struct store *s, struct err *err)
+int store_ready(struct store *s, struct err *err)
 {
 	char msg[ERR_MSG_MAX];
 
@@ -186,21 +169,20 @@ static int store_ready(struct store *s, struct err *err)
 	return store_session_init(s, err);
 }
 
-static void fmt_i64(char *buf, size_t cap, int64_t v)
+void store_fmt_i64(char *buf, size_t cap, int64_t v)
 {
 	snprintf(buf, cap, "%" PRId64, v);
 }
 
-/* Run ids and model ids <= 0 mean "none" and are stored as NULL. */
-static const char *fmt_id(char *buf, size_t cap, int64_t id)
+const char *store_fmt_id(char *buf, size_t cap, int64_t id)
 {
 	if (id <= 0)
 		return NULL;
-	fmt_i64(buf, cap, id);
+	store_fmt_i64(buf, cap, id);
 	return buf;
 }
 
-static int parse_i64(const char *text, int64_t *out)
+int store_parse_i64(const char *text, int64_t *out)
 {
 	char *end;
 	long long v;
@@ -464,7 +446,7 @@ int store_migrate(struct store *s, const char *sql_dir, int *applied, struct err
 
 	/* The table is created under the lock: two first-time callers racing
 	 * on CREATE TABLE IF NOT EXISTS can otherwise both try to create it. */
-	fmt_i64(key, sizeof(key), STORE_LOCK_MIGRATE);
+	store_fmt_i64(key, sizeof(key), STORE_LOCK_MIGRATE);
 	if (store_exec(s, "take migration lock", "SELECT pg_advisory_lock($1::bigint)", 1, params,
 	               0, NULL, err))
 		goto out;
@@ -498,382 +480,6 @@ out:
 	return rc;
 }
 
-/* ---- models ---- */
-
-/* Caller holds a transaction and the models lock. */
-static int model_retire_active(struct store *s, struct err *err)
-{
-	return store_exec(s, "retire active model in models",
-	                  "UPDATE models SET status = 'retired' WHERE status = 'active'", 0, NULL,
-	                  0, NULL, err);
-}
-
-static int models_lock(struct store *s, struct err *err)
-{
-	char key[24];
-	const char *params[1] = {key};
-
-	fmt_i64(key, sizeof(key), STORE_LOCK_MODELS);
-	return store_exec(s, "take models lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1,
-	                  params, 0, NULL, err);
-}
-
-static int model_valid(const struct store_model *m, struct err *err)
-{
-	static const char *const states[] = {"active", "candidate", "retired"};
-	size_t i;
-
-	if (!m || !m->backbone || !*m->backbone || !m->weights_path || !m->weights_sha256 ||
-	    !*m->weights_sha256)
-		return err_set(err, ERR_FATAL, "store: model needs backbone, weights and checksum");
-	if (m->embedding_dim <= 0 || m->embedding_dim > STORE_DIM_MAX || m->image_height <= 0 ||
-	    m->image_width <= 0)
-		return err_set(err, ERR_FATAL, "store: model %s has bad sizes (dim %d, %dx%d)",
-		               m->backbone, m->embedding_dim, m->image_height, m->image_width);
-	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (m->status && !strcmp(m->status, states[i]))
-			return 0;
-	return err_set(err, ERR_FATAL, "store: model status \"%s\" is not active/candidate/retired",
-	               m->status ? m->status : "(null)");
-}
-
-/* The active model's id (0: none), read under the models lock. */
-static int model_active_locked(struct store *s, int64_t *id, struct err *err)
-{
-	PGresult *res = NULL;
-
-	*id = 0;
-	if (store_exec(s, "read active model from models",
-	               "SELECT id FROM models WHERE status = 'active'", 0, NULL, 0, &res, err))
-		return -1;
-	if (PQntuples(res) > 0 && parse_i64(PQgetvalue(res, 0, 0), id) != 0) {
-		PQclear(res);
-		return err_set(err, ERR_FATAL, "store: bad id from models");
-	}
-	PQclear(res);
-	return 0;
-}
-
-/* Caller holds a transaction and the models lock: retire the active model,
- * make ID active, and record the change. */
-static int model_switch(struct store *s, int64_t id, int64_t previous, const char *kind,
-                        int64_t run_id, const char *reason, struct err *err)
-{
-	char idbuf[24], prevbuf[24], runbuf[24];
-	const char *params[5];
-
-	params[0] = fmt_id(idbuf, sizeof(idbuf), id);
-	params[1] = fmt_id(prevbuf, sizeof(prevbuf), previous);
-	params[2] = kind;
-	params[3] = reason;
-	params[4] = fmt_id(runbuf, sizeof(runbuf), run_id);
-	if (model_retire_active(s, err) ||
-	    store_exec(s, "promote model in models",
-	               "UPDATE models SET status = 'active', promoted_at = now()"
-	               " WHERE id = $1::bigint",
-	               1, params, 0, NULL, err))
-		return -1;
-	return store_exec(s, "insert into model_promotions",
-	                  "INSERT INTO model_promotions (model_id, previous_model_id, kind, reason,"
-	                  " run_id) VALUES ($1::bigint, $2::bigint, $3, $4, $5::bigint)",
-	                  5, params, 0, NULL, err);
-}
-
-int store_model_register(struct store *s, const struct store_model *m, int64_t *id, struct err *err)
-{
-	char dim[16], height[16], width[16], threshold[40], parent[24], run[24];
-	const char *params[14];
-	PGresult *res = NULL;
-	int64_t previous = 0;
-	int inserted = 0, rc = -1;
-
-	if (model_valid(m, err) || store_ready(s, err))
-		return -1;
-	snprintf(dim, sizeof(dim), "%d", m->embedding_dim);
-	snprintf(height, sizeof(height), "%d", m->image_height);
-	snprintf(width, sizeof(width), "%d", m->image_width);
-	snprintf(threshold, sizeof(threshold), "%.17g", m->threshold);
-	params[0] = m->backbone;
-	params[1] = m->weights_sha256;
-	params[2] = m->weights_path;
-	params[3] = dim;
-	params[4] = height;
-	params[5] = width;
-	params[6] = isfinite(m->threshold) ? threshold : NULL;
-	params[7] = m->metrics_json;
-	params[8] = "candidate";
-	params[9] = m->inference_json;
-	params[10] = m->training_json;
-	params[11] = m->sidecar_path;
-	params[12] = fmt_id(parent, sizeof(parent), m->parent_id);
-	params[13] = fmt_id(run, sizeof(run), m->run_id);
-
-	if (store_begin(s, err) || models_lock(s, err) ||
-	    store_exec(s, "find model in models",
-	               "SELECT id FROM models WHERE backbone = $1 AND weights_sha256 = $2", 2,
-	               params, 0, &res, err))
-		goto out;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		res = NULL;
-		/* inserted as a candidate, then switched, so that the promotion is
-		 * recorded like any other */
-		if (store_exec(s, "insert into models",
-		               "INSERT INTO models (backbone, weights_sha256, weights_path,"
-		               " embedding_dim, image_height, image_width, threshold, metrics,"
-		               " status, inference, training, sidecar_path, parent_id, run_id)"
-		               " VALUES ($1, $2, $3, $4::int, $5::int, $6::int, $7::float8,"
-		               " $8::jsonb, $9, $10::jsonb, $11::jsonb, $12, $13::bigint,"
-		               " $14::bigint)"
-		               " RETURNING id",
-		               14, params, 0, &res, err))
-			goto out;
-		inserted = 1;
-	}
-	if (parse_i64(PQgetvalue(res, 0, 0), id) != 0) {
-		err_set(err, ERR_FATAL, "store: bad id from models");
-		goto out;
-	}
-	if (inserted && !strcmp(m->status, "retired") &&
-	    store_exec(s, "retire model in models",
-	               "UPDATE models SET status = 'retired' WHERE id = $1", 1,
-	               (const char *const[]){PQgetvalue(res, 0, 0)}, 0, NULL, err))
-		goto out;
-	if (inserted && !strcmp(m->status, "active")) {
-		if (model_active_locked(s, &previous, err) ||
-		    model_switch(s, *id, previous, previous ? "manual" : "first", m->run_id,
-		                 "registered as active", err))
-			goto out;
-	}
-	if (store_commit(s, "commit model registration", err))
-		goto out;
-	rc = 0;
-out:
-	if (rc)
-		store_rollback(s);
-	PQclear(res);
-	return rc;
-}
-
-int store_model_activate(struct store *s, int64_t id, const char *kind, int64_t run_id,
-                         const char *reason, int64_t *previous, struct err *err)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	PGresult *res = NULL;
-	int64_t prev = 0;
-	int rc = -1;
-
-	if (store_ready(s, err))
-		return -1;
-	fmt_i64(idbuf, sizeof(idbuf), id);
-	if (store_begin(s, err) || models_lock(s, err) ||
-	    store_exec(s, "find model in models", "SELECT status FROM models WHERE id = $1::bigint",
-	               1, params, 0, &res, err))
-		goto out;
-	if (PQntuples(res) == 0) {
-		err_set(err, ERR_FATAL, "store: no model with id %" PRId64 " to promote", id);
-		goto out;
-	}
-	if (model_active_locked(s, &prev, err) ||
-	    (prev != id && model_switch(s, id, prev, kind, run_id, reason, err)) ||
-	    store_commit(s, "commit model promotion", err))
-		goto out;
-	if (previous)
-		*previous = prev;
-	rc = 0;
-out:
-	if (rc)
-		store_rollback(s);
-	PQclear(res);
-	return rc;
-}
-
-int store_model_promote(struct store *s, int64_t id, struct err *err)
-{
-	return store_model_activate(s, id, "manual", 0, NULL, NULL, err);
-}
-
-int store_model_rollback(struct store *s, int64_t *now_active, int64_t *undone, struct err *err)
-{
-	PGresult *res = NULL;
-	int64_t active = 0, last_model = 0, previous = 0;
-	char rowid[24];
-	const char *params[1] = {rowid};
-	int rc = -1;
-
-	if (store_ready(s, err))
-		return -1;
-	if (store_begin(s, err) || models_lock(s, err) || model_active_locked(s, &active, err) ||
-	    store_exec(s, "read model_promotions",
-	               "SELECT id, model_id, coalesce(previous_model_id, 0) FROM model_promotions"
-	               " WHERE kind <> 'rollback' AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
-	               0, NULL, 0, &res, err))
-		goto out;
-	if (PQntuples(res) == 0 || parse_i64(PQgetvalue(res, 0, 1), &last_model) ||
-	    parse_i64(PQgetvalue(res, 0, 2), &previous) || previous == 0) {
-		err_set(err, ERR_FATAL, "store: no earlier active model to roll back to");
-		goto out;
-	}
-	if (last_model != active) {
-		err_set(err, ERR_FATAL,
-		        "store: the active model %" PRId64 " was not made active by the newest "
-		        "recorded promotion (of model %" PRId64 "); use --promote ID",
-		        active, last_model);
-		goto out;
-	}
-	snprintf(rowid, sizeof(rowid), "%s", PQgetvalue(res, 0, 0));
-	if (store_exec(s, "undo promotion in model_promotions",
-	               "UPDATE model_promotions SET undone_at = now() WHERE id = $1::bigint", 1,
-	               params, 0, NULL, err) ||
-	    model_switch(s, previous, active, "rollback", 0, "rollback", err) ||
-	    store_commit(s, "commit model rollback", err))
-		goto out;
-	if (now_active)
-		*now_active = previous;
-	if (undone)
-		*undone = active;
-	rc = 0;
-out:
-	if (rc)
-		store_rollback(s);
-	PQclear(res);
-	return rc;
-}
-
-static char *field_dup_or_null(const PGresult *r, int row, int col)
-{
-	return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
-}
-
-int store_model_get(struct store *s, int64_t id, struct store_model_info *out, struct err *err)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	PGresult *res = NULL;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	out->threshold = NAN;
-	if (store_ready(s, err))
-		return -1;
-	fmt_i64(idbuf, sizeof(idbuf), id);
-	if (store_exec(s, "read model from models",
-	               "SELECT backbone, weights_path, weights_sha256, embedding_dim, image_height,"
-	               " image_width, threshold, status, inference::text, metrics::text"
-	               " FROM models WHERE id = $1::bigint",
-	               1, params, 0, &res, err))
-		return -1;
-	if (PQntuples(res) == 0) {
-		err_set(err, ERR_FATAL, "store: no model with id %" PRId64, id);
-		goto out;
-	}
-	out->id = id;
-	snprintf(out->backbone, sizeof(out->backbone), "%s", PQgetvalue(res, 0, 0));
-	snprintf(out->weights_path, sizeof(out->weights_path), "%s", PQgetvalue(res, 0, 1));
-	snprintf(out->weights_sha256, sizeof(out->weights_sha256), "%s", PQgetvalue(res, 0, 2));
-	out->embedding_dim = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
-	out->image_height = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
-	out->image_width = (int)strtol(PQgetvalue(res, 0, 5), NULL, 10);
-	if (!PQgetisnull(res, 0, 6))
-		out->threshold = strtod(PQgetvalue(res, 0, 6), NULL);
-	snprintf(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 7));
-	out->inference_json = field_dup_or_null(res, 0, 8);
-	out->metrics_json = field_dup_or_null(res, 0, 9);
-	if ((!PQgetisnull(res, 0, 8) && !out->inference_json) ||
-	    (!PQgetisnull(res, 0, 9) && !out->metrics_json)) {
-		store_model_info_free(out);
-		err_set(err, ERR_FATAL, "store: out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	PQclear(res);
-	return rc;
-}
-
-void store_model_info_free(struct store_model_info *m)
-{
-	if (!m)
-		return;
-	free(m->inference_json);
-	free(m->metrics_json);
-	m->inference_json = m->metrics_json = NULL;
-}
-
-int store_model_by_sha(struct store *s, const char *sha256, int64_t *id, struct err *err)
-{
-	const char *params[1] = {sha256};
-	PGresult *res = NULL;
-	int rc = 0;
-
-	*id = 0;
-	if (store_ready(s, err) ||
-	    store_exec(s, "find model in models",
-	               "SELECT id FROM models WHERE weights_sha256 = $1 ORDER BY id LIMIT 1", 1,
-	               params, 0, &res, err))
-		return -1;
-	if (PQntuples(res) > 0 && parse_i64(PQgetvalue(res, 0, 0), id) != 0)
-		rc = err_set(err, ERR_FATAL, "store: bad id from models");
-	PQclear(res);
-	return rc;
-}
-
-int store_query_pairs(struct store *s, const char *sql,
-                      int (*row)(void *arg, long n, const char *a, const char *b, struct err *err),
-                      void *arg, struct err *err)
-{
-	PGresult *res = NULL;
-	int rc = -1, i;
-
-	if (store_ready(s, err) || store_begin(s, err) ||
-	    store_exec(s, "set read only", "SET TRANSACTION READ ONLY", 0, NULL, 0, NULL, err) ||
-	    store_exec(s, "labels query", sql, 0, NULL, 0, &res, err))
-		goto out;
-	if (PQnfields(res) < 2) {
-		err_set(err, ERR_FATAL,
-		        "store: labels query returns %d columns, needs image and "
-		        "label",
-		        PQnfields(res));
-		goto out;
-	}
-	for (i = 0; i < PQntuples(res); i++)
-		if (row(arg, i + 1, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err))
-			goto out;
-	rc = 0;
-out:
-	PQclear(res);
-	store_rollback(s);
-	return rc;
-}
-
-int store_model_active(struct store *s, int64_t *id, double *threshold, struct err *err)
-{
-	PGresult *res = NULL;
-	int64_t found = 0;
-	double thr = NAN;
-
-	if (store_ready(s, err) ||
-	    store_exec(s, "read active model from models",
-	               "SELECT id, threshold FROM models WHERE status = 'active'", 0, NULL, 0, &res,
-	               err))
-		return -1;
-	if (PQntuples(res) > 0) {
-		if (parse_i64(PQgetvalue(res, 0, 0), &found) != 0) {
-			PQclear(res);
-			return err_set(err, ERR_FATAL, "store: bad id from models");
-		}
-		if (!PQgetisnull(res, 0, 1))
-			thr = strtod(PQgetvalue(res, 0, 1), NULL);
-	}
-	PQclear(res);
-	if (id)
-		*id = found;
-	if (threshold)
-		*threshold = thr;
-	return 0;
-}
-
 /* ---- runs ---- */
 
 int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id, struct err *err)
@@ -891,13 +497,13 @@ int store_run_begin(struct store *s, const struct store_run *r, int64_t *run_id,
 	params[1] = r->date;
 	params[2] = r->host;
 	params[3] = r->version;
-	params[4] = fmt_id(model, sizeof(model), r->model_id);
+	params[4] = store_fmt_id(model, sizeof(model), r->model_id);
 	if (store_exec(s, "insert into pipeline_runs",
 	               "INSERT INTO pipeline_runs (kind, date, host, version, model_id)"
 	               " VALUES ($1, $2::date, $3, $4, $5::bigint) RETURNING id",
 	               5, params, 0, &res, err))
 		return -1;
-	if (parse_i64(PQgetvalue(res, 0, 0), run_id) != 0)
+	if (store_parse_i64(PQgetvalue(res, 0, 0), run_id) != 0)
 		rc = err_set(err, ERR_FATAL, "store: bad id from pipeline_runs");
 	PQclear(res);
 	return rc;
@@ -916,7 +522,7 @@ int store_run_finish(struct store *s, int64_t run_id, const char *status,
 		               run_id);
 	if (store_ready(s, err))
 		return -1;
-	fmt_i64(id, sizeof(id), run_id);
+	store_fmt_i64(id, sizeof(id), run_id);
 	params[0] = id;
 	params[1] = status;
 	params[2] = params[3] = params[4] = params[5] = params[6] = NULL;
@@ -1016,6 +622,34 @@ void store_rows_free(struct store_rows *r)
 		return;
 	free(r->cells);
 	memset(r, 0, sizeof(*r));
+}
+
+int store_query_pairs(struct store *s, const char *sql,
+                      int (*row)(void *arg, long n, const char *a, const char *b, struct err *err),
+                      void *arg, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = -1, i;
+
+	if (store_ready(s, err) || store_begin(s, err) ||
+	    store_exec(s, "set read only", "SET TRANSACTION READ ONLY", 0, NULL, 0, NULL, err) ||
+	    store_exec(s, "labels query", sql, 0, NULL, 0, &res, err))
+		goto out;
+	if (PQnfields(res) < 2) {
+		err_set(err, ERR_FATAL,
+		        "store: labels query returns %d columns, needs image and "
+		        "label",
+		        PQnfields(res));
+		goto out;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (row(arg, i + 1, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err))
+			goto out;
+	rc = 0;
+out:
+	PQclear(res);
+	store_rollback(s);
+	return rc;
 }
 
 /* ---- binary COPY ---- */
@@ -1307,7 +941,7 @@ static int model_dim(struct store *s, int64_t model_id, int *dim, struct err *er
 	}
 	if (model_id <= 0)
 		return err_set(err, ERR_FATAL, "store: embeddings need a registered model");
-	fmt_i64(id, sizeof(id), model_id);
+	store_fmt_i64(id, sizeof(id), model_id);
 	if (store_exec(s, "read embedding_dim from models",
 	               "SELECT embedding_dim FROM models WHERE id = $1::bigint", 1, params, 0, &res,
 	               err))
@@ -1440,8 +1074,8 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 			goto out;
 		}
 	}
-	params[0] = fmt_id(run, sizeof(run), run_id);
-	params[1] = fmt_id(model, sizeof(model), model_id);
+	params[0] = store_fmt_id(run, sizeof(run), run_id);
+	params[1] = store_fmt_id(model, sizeof(model), model_id);
 
 	/* LIMIT: every embedding is sent even when the row turns out unchanged;
 	 * re-running a day costs the same transfer as the first run. */
@@ -1495,7 +1129,7 @@ int store_write_failure(struct store *s, int64_t run_id, const char *key, const 
 	params[2] = ad_id;
 	params[3] = stage;
 	params[4] = reason;
-	params[5] = fmt_id(run, sizeof(run), run_id);
+	params[5] = store_fmt_id(run, sizeof(run), run_id);
 	return store_exec(s, "upsert failures",
 	                  "INSERT INTO failures AS f (key, image_id, ad_id, stage, reason, run_id)"
 	                  " VALUES ($1, $2, $3, $4, $5, $6::bigint)"
@@ -1552,8 +1186,8 @@ int store_write_groups(struct store *s, int64_t run_id, int64_t model_id,
 		ks[i].at = i;
 	}
 	kept = keyed_unique_last(ks, n);
-	params[0] = fmt_id(run, sizeof(run), run_id);
-	params[1] = fmt_id(model, sizeof(model), model_id);
+	params[0] = store_fmt_id(run, sizeof(run), run_id);
+	params[1] = store_fmt_id(model, sizeof(model), model_id);
 
 	if (store_ready(s, err) || store_temp_tables(s, err) || store_begin(s, err) ||
 	    copy_start(s, &b, "copy into store_groups_in",
@@ -1717,7 +1351,7 @@ int store_ad_embeddings(struct store *s, int64_t model_id, const char *ad_id,
 
 	if (!ad_id)
 		return err_set(err, ERR_FATAL, "store: embeddings of which ad?");
-	fmt_i64(model, sizeof(model), model_id);
+	store_fmt_i64(model, sizeof(model), model_id);
 	return emb_read(s,
 	                "SELECT e.image_id, i.ad_id, i.url, e.embedding"
 	                " FROM image_embeddings e JOIN ad_images i ON i.image_id = e.image_id"
@@ -1732,7 +1366,7 @@ int store_all_embeddings(struct store *s, int64_t model_id, struct store_emb_set
 	char model[24];
 	const char *params[1] = {model};
 
-	fmt_i64(model, sizeof(model), model_id);
+	store_fmt_i64(model, sizeof(model), model_id);
 	/* LIMIT: every embedding of the model is held in memory at once
 	 * (about 2 kB per photo at 512 floats). */
 	return emb_read(s,
@@ -1773,7 +1407,7 @@ int store_fetch_groups(struct store *s, int64_t model_id, struct store_group_set
 	int col;
 
 	memset(out, 0, sizeof(*out));
-	fmt_i64(model, sizeof(model), model_id);
+	store_fmt_i64(model, sizeof(model), model_id);
 	/* LIMIT: the whole result is held twice (libpq's and OUT) while copying. */
 	if (store_ready(s, err) ||
 	    store_exec(s, "read image_groups",
@@ -1833,8 +1467,8 @@ int store_ungrouped_ads(struct store *s, int64_t model_id, size_t max, char ***a
 
 	*ads = NULL;
 	*n = 0;
-	fmt_i64(model, sizeof(model), model_id);
-	fmt_i64(lim, sizeof(lim), (int64_t)max);
+	store_fmt_i64(model, sizeof(model), model_id);
+	store_fmt_i64(lim, sizeof(lim), (int64_t)max);
 	if (store_ready(s, err) ||
 	    store_exec(s, "find ungrouped ads",
 	               "SELECT DISTINCT i.ad_id FROM image_embeddings e"
@@ -1887,9 +1521,9 @@ int store_list_images(struct store *s, long long since, long long until, const c
 	int i, rows;
 
 	memset(out, 0, sizeof(*out));
-	fmt_i64(a, sizeof(a), since);
-	fmt_i64(b, sizeof(b), until);
-	fmt_i64(lim, sizeof(lim), (int64_t)limit);
+	store_fmt_i64(a, sizeof(a), since);
+	store_fmt_i64(b, sizeof(b), until);
+	store_fmt_i64(lim, sizeof(lim), (int64_t)limit);
 	if (store_ready(s, err) ||
 	    store_exec(
 	        s, "list recorded photos",
@@ -1935,7 +1569,7 @@ int store_groups_lock(struct store *s, int lock, struct err *err)
 	char key[24];
 	const char *params[1] = {key};
 
-	fmt_i64(key, sizeof(key), STORE_LOCK_GROUPS);
+	store_fmt_i64(key, sizeof(key), STORE_LOCK_GROUPS);
 	if (lock && store_ready(s, err))
 		return -1;
 	return store_exec(s, lock ? "take groups lock" : "release groups lock",
