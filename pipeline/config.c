@@ -710,23 +710,18 @@ static int apply_defaults(const struct key_def *defs, size_t n, void *base, cons
 	return 0;
 }
 
-/* Load FILE against DEFS into BASE. */
-static int load_file(const char *file, const struct key_def *defs, size_t ndefs, void *base,
+/* Parse FILE into DOC and flatten its keys into FLAT. On success the caller frees both,
+ * with yaml_document_delete() and free(FLAT->v). */
+static int read_flat(const char *file, yaml_document_t *doc, struct flat_list *flat,
                      struct err *err)
 {
 	yaml_parser_t parser;
-	yaml_document_t doc;
 	yaml_node_t *root;
-	struct flat_list flat = {0};
-	char ignored[1024] = "";
-	size_t ignored_len = 0;
-	int have_doc = 0;
-	int ret = -1;
-	FILE *fp = NULL;
 	struct stat st;
-	size_t i, j;
+	FILE *fp = fopen(file, "rb");
+	int loaded = 0, ret = -1;
 
-	fp = fopen(file, "rb");
+	memset(flat, 0, sizeof(*flat));
 	if (!fp)
 		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
 	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
@@ -738,20 +733,45 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 		return err_set(err, ERR_FATAL, "%s: yaml parser: out of memory", file);
 	}
 	yaml_parser_set_input_file(&parser, fp);
-	if (!yaml_parser_load(&parser, &doc)) {
+	if (!yaml_parser_load(&parser, doc)) {
 		err_set(err, ERR_FATAL, "%s:%zu: invalid YAML: %s", file,
 		        parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
 		goto out;
 	}
-	have_doc = 1;
-	root = yaml_document_get_root_node(&doc);
+	loaded = 1;
+	root = yaml_document_get_root_node(doc);
 	if (!root || root->type != YAML_MAPPING_NODE) {
 		err_set(err, ERR_FATAL, "%s: expected a mapping of sections at the top", file);
 		goto out;
 	}
-	if (flatten(&doc, root, "", &flat, file, err))
+	if (flatten(doc, root, "", flat, file, err))
 		goto out;
+	ret = 0;
+out:
+	if (ret) {
+		free(flat->v);
+		flat->v = NULL;
+		if (loaded)
+			yaml_document_delete(doc);
+	}
+	yaml_parser_delete(&parser);
+	fclose(fp);
+	return ret;
+}
 
+/* Load FILE against DEFS into BASE. */
+static int load_file(const char *file, const struct key_def *defs, size_t ndefs, void *base,
+                     struct err *err)
+{
+	yaml_document_t doc;
+	struct flat_list flat;
+	char ignored[1024] = "";
+	size_t ignored_len = 0;
+	int ret = -1;
+	size_t i, j;
+
+	if (read_flat(file, &doc, &flat, err))
+		return -1;
 	for (i = 0; i < flat.n; i++) {
 		const struct flat *f = &flat.v[i];
 		const struct key_def *def = find_def(defs, ndefs, f->key);
@@ -807,10 +827,7 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 	ret = 0;
 out:
 	free(flat.v);
-	if (have_doc)
-		yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
-	fclose(fp);
+	yaml_document_delete(&doc);
 	return ret;
 }
 
@@ -818,34 +835,19 @@ out:
  * or the file cannot be read. Parses the file again: only for error messages. */
 static int key_line(const char *path, const char *key)
 {
-	yaml_parser_t parser;
 	yaml_document_t doc;
-	yaml_node_t *root;
-	struct flat_list flat = {0};
+	struct flat_list flat;
 	struct err ignored;
-	FILE *fp = fopen(path, "rb");
 	int line = 0;
 	size_t i;
 
-	if (!fp)
+	if (read_flat(path, &doc, &flat, &ignored))
 		return 0;
-	if (!yaml_parser_initialize(&parser)) {
-		fclose(fp);
-		return 0;
-	}
-	yaml_parser_set_input_file(&parser, fp);
-	if (yaml_parser_load(&parser, &doc)) {
-		root = yaml_document_get_root_node(&doc);
-		if (root && root->type == YAML_MAPPING_NODE &&
-		    !flatten(&doc, root, "", &flat, path, &ignored))
-			for (i = 0; i < flat.n && !line; i++)
-				if (!strcmp(flat.v[i].key, key))
-					line = flat.v[i].line;
-		yaml_document_delete(&doc);
-	}
+	for (i = 0; i < flat.n && !line; i++)
+		if (!strcmp(flat.v[i].key, key))
+			line = flat.v[i].line;
 	free(flat.v);
-	yaml_parser_delete(&parser);
-	fclose(fp);
+	yaml_document_delete(&doc);
 	return line;
 }
 
