@@ -198,7 +198,7 @@ bench: deps all unit
 	$(Q)SHARED=$(SHARED) BUILD=$(BUILD) scripts/bench
 
 FORMAT_SRC = $(wildcard pipeline/*.[ch] stages/*.[ch] stages/*.cpp tests/unit/*.c \
-	tests/integration/*.c tests/tools/*.[ch] tests/fuzz/*.[ch])
+	tests/integration/*.c tests/tools/*.[ch] tests/fuzz/*.[ch] tests/lib/*.h)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

@@ -33,7 +33,7 @@ fill() {
 
 write_config "$DATA/ads.csv" "$DATA/images"
 date=2026-11-30
-photos=113
+photos=$(day_photos $date)
 
 # a full TMPDIR: the run is not affected
 small_disk "$T/tmpdisk" 256k

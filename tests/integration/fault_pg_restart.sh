@@ -8,7 +8,7 @@ write_config "$DATA/ads.csv" "$DATA/images" "pipeline:
     resize_threads: 1
     torch_threads: 1"
 date=2026-11-30
-photos=113
+photos=$(day_photos $date)
 
 run_pipeline 0 --config "$CFG" --date $date
 want=$(content_digest)

@@ -10,7 +10,7 @@ write_config "$DATA/ads.csv" "$DATA/images" "pipeline:
     torch_threads: 1"
 sed -i 's/queue_depth: 32/queue_depth: 8/' "$CFG"
 date=2026-11-30
-photos=113
+photos=$(day_photos $date)
 
 run_pipeline 0 --config "$CFG" --date $date
 want=$(content_digest)

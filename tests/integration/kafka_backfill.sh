@@ -8,7 +8,6 @@
 
 kafka_start -b 2 -t ad-images:4
 sop_events | kafka_produce ad-images
-day_count() { awk -F, -v d="$1" 'NR > 1 && substr($4, 1, 10) == d' "$DATA/ads.csv" | wc -l; }
 
 # the nightly group has a position somewhere in the middle
 write_kafka_config bf-nightly "max_events: 60"
@@ -23,10 +22,10 @@ expect_eq "$(kafka_committed_sum bf-nightly)" 60 "nightly position before the ba
 
 run_pipeline 0 --config "$CFG" --date 2026-11-29
 grep -q "scanned_from_earliest=4" "$T/run.log" || fail "the scan fallback was not used"
-expect_eq "$(q 'select count(*) from ad_images')" "$(day_count 2026-11-29)" "photos of the day"
+expect_eq "$(q 'select count(*) from ad_images')" "$(day_photos 2026-11-29)" "photos of the day"
 expect_eq "$(q "select count(*) from ad_images where created_at < '2026-11-29T00:00:00Z'
 	or created_at >= '2026-11-30T00:00:00Z'")" 0 "photos outside the day"
-expect_eq "$(q 'select count(*) from image_groups')" "$(day_count 2026-11-29)" "grouped"
+expect_eq "$(q 'select count(*) from image_groups')" "$(day_photos 2026-11-29)" "grouped"
 expect_eq "$(q "select kind || ':' || date from pipeline_runs")" "backfill:2026-11-29" "run row"
 kafka_committed bf-nightly >"$T/offsets.after"
 diff "$T/offsets.before" "$T/offsets.after" || fail "the backfill moved the group's offsets"
@@ -40,7 +39,7 @@ groups() { q "select md5(string_agg(image_id || '=' || group_id, ',' order by im
 groups_before=$(groups)
 run_pipeline 0 --config "$CFG" --date 2026-11-29 --from-db
 grep -q "source=db" "$T/run.log" || fail "not the db source"
-grep -q "photos_in=$(day_count 2026-11-29) " "$T/run.log" || fail "from-db photo count"
+grep -q "photos_in=$(day_photos 2026-11-29) " "$T/run.log" || fail "from-db photo count"
 after=""
 for t in $tables; do after="$after $t=$(table_digest $t)"; done
 expect_eq "$after" "$before" "tables after --from-db"
@@ -52,7 +51,7 @@ ad_images_before=$(table_digest ad_images)
 run_pipeline 0 --config "$CFG" --date 2026-11-29 --from-db
 expect_eq "$(table_digest ad_images)" "$ad_images_before" "photos after a rebuild from the database"
 expect_eq "$(groups)" "$groups_before" "groups rebuilt from the database"
-expect_eq "$(q 'select count(*) from image_embeddings')" "$(day_count 2026-11-29)" "embeddings"
+expect_eq "$(q 'select count(*) from image_embeddings')" "$(day_photos 2026-11-29)" "embeddings"
 # a range across two days
 run_pipeline 0 --config "$CFG" --since 2026-11-29T12:00:00Z --until 2026-11-30T06:00:00Z
 range=$(awk -F, 'NR > 1 && $4 >= "2026-11-29T12:00:00Z" && $4 < "2026-11-30T06:00:00Z"' \

@@ -23,7 +23,7 @@ createdb "$PGDATABASE"
 write_kafka_config pg-down
 "$BIN" --config "$CFG" 2>"$T/pgdown.log" &
 pid=$!
-wait_rows "$PGDATABASE" 16 "$pid"
+wait_rows "select count(*) from ad_images" 16 "$pid" 120
 "$scripts_pg" stop "$T/pg"
 rc=0
 wait "$pid" || rc=$?
@@ -42,17 +42,12 @@ reference=$(result_digest)
 "$scripts_pg" stop "$T/pg"
 export PGHOST=$suite_host
 
-fresh_db() {
-	dropdb --if-exists "$PGDATABASE"
-	createdb "$PGDATABASE"
-}
-
 # 2. SIGTERM: what was taken is finished, written and committed
 fresh_db
 write_kafka_config sigterm
 "$BIN" --config "$CFG" 2>"$T/term.log" &
 pid=$!
-wait_rows "$PGDATABASE" 16 "$pid"
+wait_rows "select count(*) from ad_images" 16 "$pid" 120
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
@@ -116,7 +111,7 @@ grep -q "no partition assignment from topic small for 4 s" "$T/run.log" || fail 
 KAFKA_TOPIC=small write_kafka_config all-down "wait_timeout_s: 120"
 "$BIN" --config "$CFG" 2>"$T/wait.log" &
 pid=$!
-sleep 3
+wait_for 60 "source opened in the run's log" grep -q 'msg="source opened"' "$T/wait.log"
 t0=$SECONDS
 kill -TERM "$pid"
 rc=0

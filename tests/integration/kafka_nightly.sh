@@ -36,7 +36,7 @@ createdb "$PGDATABASE"
 write_kafka_config nightly-kill
 "$BIN" --config "$CFG" 2>"$T/killed.log" &
 pid=$!
-wait_rows "$PGDATABASE" 40 "$pid"
+wait_rows "select count(*) from ad_images" 40 "$pid" 120
 kill -9 "$pid"
 wait "$pid" || true
 stored=$(q 'select count(*) from ad_images')

@@ -40,7 +40,7 @@ run_pipeline 0 --date 2026-11-29 --config "$CFG"
 sed -i '/^model:/i run:\n    lock_wait_s: 60' "$CFG"
 "$BIN" --config "$CFG" --date 2026-11-30 2>"$T/c.log" &
 c=$!
-for _ in $(seq 1 300); do grep -q "lock=waiting" "$T/c.log" && break; sleep 0.1; done
+wait_for 30 "lock=waiting from the second run" grep -q "lock=waiting" "$T/c.log"
 grep -q "lock=waiting scope=date:2026-11-30 wait_max_s=60 holder_pid=" "$T/c.log" ||
 	fail "waiting run did not say whom it waits for: $(cat "$T/c.log")"
 kill -CONT "$a"

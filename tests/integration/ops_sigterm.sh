@@ -30,14 +30,15 @@ with open(log, "w") as out:
 EOP
 python3 "$T/listen.py" "$T/notify.sock" "$T/notify.log" "$T/run.pid" &
 listener=$!
-for _ in $(seq 1 100); do [ -e "$T/notify.sock.ready" ] && break; sleep 0.1; done
+wait_for 10 "notification socket" test -e "$T/notify.sock.ready"
 
 rc=0
 NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=1000000 "$BIN" --config "$CFG" 2>"$T/run.log" &
 pid=$!
 echo "$pid" >"$T/run.pid"
 wait "$pid" || rc=$?
-sleep 0.2
+# the listener logs what the run sent before it exited
+wait_for 10 "STOPPING=1 in the listener's log" grep -q "STOPPING=1" "$T/notify.log"
 kill "$listener"
 cat "$T/run.log" >&2
 cat "$T/notify.log"

@@ -120,13 +120,9 @@ expect_eq "$(q "select count(*) from failures where key like 'retrain:labels.csv
 ckpt="$T/models/checkpoints"
 "$BIN" --stage retrain --config "$CFG" 2>"$T/killed.log" &
 pid=$!
-for _ in $(seq 1 3000); do
-	[ -f "$ckpt/state.json" ] && break
-	sleep 0.1
-done
+wait_for 300 "checkpoint after epoch 1" test -f "$ckpt/state.json"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
-[ -f "$ckpt/state.json" ] || fail "no checkpoint after epoch 1"
 done_epoch=$(sed -n 's/.*"epoch":[^0-9]*\([0-9]*\).*/\1/p' "$ckpt/state.json" | head -n 1)
 [ "$done_epoch" -lt 2 ] || fail "the run finished before it was killed"
 run_pipeline 3 --stage retrain --resume --config "$CFG"

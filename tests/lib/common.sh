@@ -29,6 +29,11 @@ q() {
 	psql -X -Atq -v ON_ERROR_STOP=1 -c "$1"
 }
 
+# day_photos DATE: how many sample photos were created on DATE (from ads.csv)
+day_photos() {
+	awk -F, -v d="$1" 'NR > 1 && substr($4, 1, 10) == d' "$DATA/ads.csv" | wc -l
+}
+
 # write_config CSV IMAGES_ROOT [EXTRA_YAML]: a pipeline config in $T/pipeline.yaml
 write_config() {
 	cat >"$T/pipeline.yaml" <<EOC
@@ -91,14 +96,28 @@ fresh_db() {
 	createdb "$PGDATABASE"
 }
 
-# wait_rows SQL N PID: until SQL (a count) reaches N; fails if PID exits first or after 60 s
+# wait_rows SQL N [PID] [SECONDS]: until SQL (a count) reaches N; fails if PID exits first
+# or after SECONDS (default 60)
 wait_rows() {
 	local i n
-	for ((i = 0; i < 1200; i++)); do
+	for ((i = 0; i < ${4:-60} * 20; i++)); do
 		n=$(q "$1" 2>/dev/null || echo 0)
 		[ "${n:-0}" -ge "$2" ] && return 0
-		kill -0 "$3" 2>/dev/null || fail "the run ended before '$1' reached $2"
+		[ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null ||
+			fail "the run ended before '$1' reached $2"
 		sleep 0.05
 	done
-	fail "'$1' did not reach $2 in 60 s"
+	fail "'$1' did not reach $2 in ${4:-60} s"
+}
+
+# wait_for SECONDS WHAT COMMAND...: run COMMAND every 0.1 s until it succeeds; fails naming
+# WHAT after SECONDS. For a state another process reaches, instead of a guessed sleep.
+wait_for() {
+	local secs=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	fail "no $what after $secs s"
 }

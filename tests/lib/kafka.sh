@@ -23,10 +23,7 @@ kafka_start() {
 	KAFKA_HOLD=$!
 	"$KMOCK" serve "$@" <"$T/kafka.ctl" >"$T/kafka.addr" 2>"$T/kafka.log" &
 	KAFKA_PID=$!
-	for _ in $(seq 100); do
-		[ -s "$T/kafka.addr" ] && break
-		sleep 0.05
-	done
+	wait_for 10 "mock cluster address: $(cat "$T/kafka.log")" test -s "$T/kafka.addr"
 	BOOTSTRAP=$(head -n 1 "$T/kafka.addr")
 	[ -n "$BOOTSTRAP" ] || fail "mock cluster did not start: $(cat "$T/kafka.log")"
 	echo "mock cluster at $BOOTSTRAP"
@@ -125,14 +122,3 @@ image_rows() {
 	   failure_reason, width, height, content_sha256) from ad_images" | LC_ALL=C sort
 }
 
-# wait_rows DB N [PID]: wait (up to 120 s, or until PID ends) until DB holds
-# at least N photos
-wait_rows() {
-	for _ in $(seq 1200); do
-		n=$(PGDATABASE=$1 q "select count(*) from ad_images" 2>/dev/null || echo 0)
-		[ "${n:-0}" -ge "$2" ] && return 0
-		[ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && fail "process $3 ended first"
-		sleep 0.1
-	done
-	fail "database $1 never reached $2 photos"
-}

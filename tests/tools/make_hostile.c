@@ -11,6 +11,8 @@
 #include <vips/vips.h>
 #include <zlib.h>
 
+#include "../lib/pictures.h"
+
 static const char *dir;
 static FILE *manifest;
 
@@ -50,46 +52,33 @@ static void save(VipsImage *im, const char *file, const char *suffix, const char
 	g_free(p);
 }
 
-static VipsImage *solid(int w, int h, double r, double g, double b)
+static VipsImage *solid(int w, int h, int r, int g, int b)
 {
-	double one[3] = {1, 1, 1}, c[3] = {r, g, b};
-	VipsImage *blk, *lin, *out;
+	VipsImage *im = picture_solid(w, h, r, g, b, -1);
 
-	if (vips_black(&blk, w, h, "bands", 3, NULL) ||
-	    vips_linear(blk, &lin, one, c, 3, "uchar", TRUE, NULL) ||
-	    vips_copy(lin, &out, "interpretation", VIPS_INTERPRETATION_sRGB, NULL))
+	if (!im)
 		die("solid");
-	g_object_unref(blk);
-	g_object_unref(lin);
-	return out;
+	return im;
 }
 
 /* A small picture with some structure: four coloured quadrants. */
 static VipsImage *picture(void)
 {
-	VipsImage *q[4] = {solid(48, 32, 200, 40, 40), solid(48, 32, 40, 170, 60),
-	                   solid(48, 32, 40, 60, 190), solid(48, 32, 235, 225, 80)};
-	VipsImage *out;
-	int i;
+	static const int col[4][3] = {{200, 40, 40}, {40, 170, 60}, {40, 60, 190}, {235, 225, 80}};
+	VipsImage *im = picture_quadrants(96, 64, col);
 
-	if (vips_arrayjoin(q, &out, 4, "across", 2, NULL))
-		die("arrayjoin");
-	for (i = 0; i < 4; i++)
-		g_object_unref(q[i]);
-	return out;
+	if (!im)
+		die("quadrants");
+	return im;
 }
 
 static VipsImage *two_pages(VipsImage *a, VipsImage *b)
 {
-	VipsImage *in[2] = {a, b};
-	VipsImage *joined, *out;
+	VipsImage *im = picture_pages(a, b);
 
-	if (vips_arrayjoin(in, &joined, 2, "across", 1, NULL) || vips_copy(joined, &out, NULL))
+	if (!im)
 		die("pages");
-	g_object_unref(joined);
-	vips_image_set_int(out, "page-height", a->Ysize);
-	vips_image_set_int(out, "n-pages", 2);
-	return out;
+	return im;
 }
 
 static void put_be32(unsigned char *p, uint32_t v)

@@ -21,6 +21,7 @@
 #include <vips/vector.h> /* not included by vips.h in 8.14 */
 #include <zlib.h>
 
+#include "../lib/pictures.h"
 #include "proc.h"
 #include "resize.h"
 
@@ -102,36 +103,21 @@ static void write_tmp(const char *file, const void *buf, size_t len)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* Solid colour, W0 x H0, sRGB uchar; with a fourth (alpha) band when ALPHA >= 0. */
+/* The pictures of pictures.h, asserted to exist. */
 static VipsImage *solid(int w0, int h0, int r, int g, int b, int alpha)
 {
-	double one[4] = {1, 1, 1, 1};
-	double c[4] = {r, g, b, alpha};
-	int n = alpha >= 0 ? 4 : 3;
-	VipsImage *blk, *lin, *u8, *out;
+	VipsImage *im = picture_solid(w0, h0, r, g, b, alpha);
 
-	assert_int_equal(vips_black(&blk, w0, h0, "bands", n, NULL), 0);
-	assert_int_equal(vips_linear(blk, &lin, one, c, n, NULL), 0);
-	assert_int_equal(vips_cast(lin, &u8, VIPS_FORMAT_UCHAR, NULL), 0);
-	assert_int_equal(vips_copy(u8, &out, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
-	g_object_unref(blk);
-	g_object_unref(lin);
-	g_object_unref(u8);
-	return out;
+	assert_non_null(im);
+	return im;
 }
 
-/* Stack frames vertically into one multi-page image (page-height set). */
 static VipsImage *pages(VipsImage *a, VipsImage *b)
 {
-	VipsImage *in[2] = {a, b};
-	VipsImage *joined, *out;
+	VipsImage *im = picture_pages(a, b);
 
-	assert_int_equal(vips_arrayjoin(in, &joined, 2, "across", 1, NULL), 0);
-	assert_int_equal(vips_copy(joined, &out, NULL), 0);
-	g_object_unref(joined);
-	vips_image_set_int(out, "page-height", a->Ysize);
-	vips_image_set_int(out, "n-pages", 2);
-	return out;
+	assert_non_null(im);
+	return im;
 }
 
 /* CMYK without a profile by the plain formula, as ImageMagick and Pillow make it:
@@ -170,24 +156,16 @@ static VipsImage *plain_cmyk(VipsImage *rgb)
 	return out;
 }
 
-/* Four quadrants of known colours, W0 x H0: top left, top right, bottom left, bottom
- * right, as sRGB triples. */
 static VipsImage *quadrants(int w0, int h0, const int col[4][3])
 {
-	VipsImage *q[4], *out;
-	int i;
+	VipsImage *im = picture_quadrants(w0, h0, col);
 
-	for (i = 0; i < 4; i++)
-		q[i] = solid(w0 / 2, h0 / 2, col[i][0], col[i][1], col[i][2], -1);
-	assert_int_equal(vips_arrayjoin(q, &out, 4, "across", 2, NULL), 0);
-	for (i = 0; i < 4; i++)
-		g_object_unref(q[i]);
-	return out;
+	assert_non_null(im);
+	return im;
 }
 
-/* Each quadrant of OUT (away from the borders, where resizing mixes colours) is within TOL
- * of COL in every channel, on average over the quadrant's middle. */
-/* As assert_quadrants() for an output of OW x OH. */
+/* Each quadrant of OUT, an output of OW x OH (away from the borders, where resizing mixes
+ * colours), is within TOL of COL in every channel, on average over the quadrant's middle. */
 static void assert_quadrants_wh(const char *what, const float *out, int ow, int oh,
                                 const int col[4][3], double tol)
 {
@@ -212,6 +190,7 @@ static void assert_quadrants_wh(const char *what, const float *out, int ow, int 
 	}
 }
 
+/* assert_quadrants_wh() at the test size W x H. */
 static void assert_quadrants(const char *what, const float *out, const int col[4][3], double tol)
 {
 	assert_quadrants_wh(what, out, W, H, col, tol);
