@@ -27,7 +27,8 @@ PY = "/usr/bin/python3"  # Debian's, where python3-torch and python3-pil live
 TOOLS = os.path.join(ROOT, BUILD, "tools")
 NCPU = os.cpu_count() or 1
 ADS = os.path.join(SHARED, "data/sop-ads")
-EFF_W = os.path.join(SHARED, "golden/tf_efficientnet_b0_ns/tf_efficientnet_b0_ns.random.safetensors")
+EFF_W = os.path.join(SHARED, "golden/tf_efficientnet_b0_ns",
+                     "tf_efficientnet_b0_ns.random.safetensors")
 MNV2_W = os.path.join(SHARED, "models/mobilenetv2_100.coral_imagenet.safetensors")
 WEIGHTS = {"mobilenetv2_100": MNV2_W, "tf_efficientnet_b0_ns": EFF_W}
 # Both sides of the embed comparison run with the same OpenMP setting, the one

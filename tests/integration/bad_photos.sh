@@ -25,7 +25,9 @@ write_config "$T/ads.csv" "$T/img"
 run_pipeline 3 --config "$CFG"
 grep -q 'photos_in=9 embedded=2 failed=7' "$T/run.log" || fail "summary counts"
 
-reason() { q "select failure_stage || ': ' || failure_reason from ad_images where image_id = '$1'"; }
+reason() {
+	q "select failure_stage || ': ' || failure_reason from ad_images where image_id = '$1'"
+}
 expect_eq "$(q "select string_agg(image_id, ',' order by image_id) from ad_images
 	where status = 'embedded'")" "1,2" "embedded photos"
 reason 3 | grep -q "resize: .*truncated" || fail "truncated: $(reason 3)"

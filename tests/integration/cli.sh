@@ -28,7 +28,8 @@ echo "$out" >"$T/printed.yaml"
 echo "ok: cli"
 
 # weights of the other backbone: a configuration error, nothing written
-sed -i "s|weights: .*|weights: $SHARED/golden/tf_efficientnet_b0_ns/tf_efficientnet_b0_ns.random.safetensors|" "$CFG"
+eff="$SHARED/golden/tf_efficientnet_b0_ns/tf_efficientnet_b0_ns.random.safetensors"
+sed -i "s|weights: .*|weights: $eff|" "$CFG"
 sed -i 's|conninfo: .*|conninfo: ""|' "$CFG"
 run_pipeline 2 --config "$CFG" --date 2026-11-30
 grep -q "missing" "$T/run.log" || fail "wrong-backbone weights: no list of missing keys"

@@ -35,7 +35,10 @@ echo "ok: group offsets unchanged"
 tables="ad_images image_embeddings image_groups failures"
 before=""
 for t in $tables; do before="$before $t=$(table_digest $t)"; done
-groups() { q "select md5(string_agg(image_id || '=' || group_id, ',' order by image_id)) from image_groups"; }
+groups() {
+	q "select md5(string_agg(image_id || '=' || group_id, ',' order by image_id))
+		from image_groups"
+}
 groups_before=$(groups)
 run_pipeline 0 --config "$CFG" --date 2026-11-29 --from-db
 grep -q "source=db" "$T/run.log" || fail "not the db source"

@@ -18,18 +18,24 @@ ln -s "$T/outside/x.jpg" "$T/img/escape.jpg"
 sql_id="x'); drop table ad_images; --"
 at='"created_at": "2026-11-30T10:00:00Z"'
 pad=$(printf '%*s' 2000 '')
+img="file://$T/img"
 {
-	printf '700\t{"ad_id": "700", "image_id": "701", "url": "file://%s/img/good0.jpg", %s}\n' "$T" "$at"
-	printf '700\t{"ad_id": "700", "image_id": "702", "url": "file://%s/img/good1.jpg", %s, "extra": {"a": [1, 2]}}\n' "$T" "$at"
-	printf '%s\t{"ad_id": "%s", "image_id": "%s", "url": "file://%s/img/good2.jpg", %s}\n' "$sql_id" "$sql_id" "$sql_id" "$T" "$at"
-	printf '\t{"ad_id": "v\\u00e9lo", "image_id": "v\xc3\xa9lo-\xf0\x9f\x9a\xb2", "url": "file://%s/img/good0.jpg", %s}\n' "$T" "$at"
+	printf '700\t{"ad_id": "700", "image_id": "701", "url": "%s/good0.jpg", %s}\n' "$img" "$at"
+	printf '700\t{"ad_id": "700", "image_id": "702", "url": "%s/good1.jpg", %s,' "$img" "$at"
+	printf ' "extra": {"a": [1, 2]}}\n'
+	printf '%s\t{"ad_id": "%s", "image_id": "%s", "url": "%s/good2.jpg", %s}\n' \
+		"$sql_id" "$sql_id" "$sql_id" "$img" "$at"
+	printf '\t{"ad_id": "v\\u00e9lo", "image_id": "v\xc3\xa9lo-\xf0\x9f\x9a\xb2",'
+	printf ' "url": "%s/good0.jpg", %s}\n' "$img" "$at"
 	printf '703\t{"ad_id": "703", "image_id": \n'
 	printf '703\t{"ad_id": 703, "image_id": "704", "url": "file:///x", %s}\n' "$at"
 	printf '705\t{"ad_id": "705", "image_id": "706", %s}\n' "$at"
-	printf '707\t{"ad_id": "707", "image_id": "708", "url": "file:///x", %s, "pad": "%s"}\n' "$at" "$pad"
+	printf '707\t{"ad_id": "707", "image_id": "708", "url": "file:///x", %s, "pad": "%s"}\n' \
+		"$at" "$pad"
 	printf '709\t{"ad_id": "709\\u0000; drop", "image_id": "710", "url": "file:///x", %s}\n' "$at"
-	printf '711\t{"ad_id": "711", "image_id": "712", "url": "file://%s/img/../outside/x.jpg", %s}\n' "$T" "$at"
-	printf '711\t{"ad_id": "711", "image_id": "713", "url": "file://%s/img/escape.jpg", %s}\n' "$T" "$at"
+	printf '711\t{"ad_id": "711", "image_id": "712", "url": "%s/../outside/x.jpg", %s}\n' \
+		"$img" "$at"
+	printf '711\t{"ad_id": "711", "image_id": "713", "url": "%s/escape.jpg", %s}\n' "$img" "$at"
 	printf '711\t{"ad_id": "711", "image_id": "714", "url": "file:///etc/passwd", %s}\n' "$at"
 	printf '711\t{"ad_id": "711", "image_id": "715", "url": "gopher://h/x.jpg", %s}\n' "$at"
 	printf '999\t{"ad_id": "716", "image_id": "717", "url": "file:///x", %s}\n' "$at"
@@ -43,14 +49,15 @@ sed -i "s|images_root: .*|images_root: $T/img|" "$CFG"
 run_pipeline 3 --config "$CFG"
 grep -q 'photos_in=15 embedded=4 failed=11' "$T/run.log" || fail "summary counts"
 
+velo="v$(printf '\xc3\xa9')lo-$(printf '\xf0\x9f\x9a\xb2')"
 expect_eq "$(q "select string_agg(image_id, ',' order by image_id collate \"C\") from ad_images
-	where status = 'embedded'")" "701,702,v$(printf '\xc3\xa9')lo-$(printf '\xf0\x9f\x9a\xb2'),$sql_id" \
-	"embedded photos, ids verbatim"
+	where status = 'embedded'")" "701,702,$velo,$sql_id" "embedded photos, ids verbatim"
 expect_eq "$(q "select ad_id from ad_images where image_id = \$\$$sql_id\$\$")" "$sql_id" \
 	"SQL-looking ad id stored verbatim"
 expect_eq "$(q "select group_id from image_groups where ad_id = \$\$$sql_id\$\$")" \
 	"$sql_id/$sql_id" "SQL-looking ids grouped"
-expect_eq "$(q "select count(*) from pg_tables where tablename = 'ad_images'")" 1 "ad_images still there"
+expect_eq "$(q "select count(*) from pg_tables where tablename = 'ad_images'")" 1 \
+	"ad_images still there"
 
 reason() { q "select stage || ': ' || reason from failure_sources where image_id = '$1'"; }
 expect_eq "$(reason 706)" "source: missing field url" "missing url"

@@ -106,7 +106,8 @@ fresh_db
 KAFKA_TOPIC=small write_kafka_config all-down "wait_timeout_s: 4"
 for b in 1 2 3; do kafka_ctl "down $b"; done
 run_pipeline 1 --config "$CFG"
-grep -q "no partition assignment from topic small for 4 s" "$T/run.log" || fail "no timeout reported"
+grep -q "no partition assignment from topic small for 4 s" "$T/run.log" ||
+	fail "no timeout reported"
 # SIGTERM while the run waits for the brokers ends it at once
 KAFKA_TOPIC=small write_kafka_config all-down "wait_timeout_s: 120"
 "$BIN" --config "$CFG" 2>"$T/wait.log" &

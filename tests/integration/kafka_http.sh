@@ -23,7 +23,10 @@ port=$(head -n 1 "$T/http.port")
 H="http://127.0.0.1:$port"
 
 kafka_start -b 1 -t ad-images:2 -t private:1
-ev() { printf '800\t{"ad_id": "800", "image_id": "%s", "url": "%s", "created_at": "2026-11-30T10:00:00Z"}\n' "$1" "$2"; }
+ev() {
+	printf '800\t{"ad_id": "800", "image_id": "%s", "url": "%s",' "$1" "$2"
+	printf ' "created_at": "2026-11-30T10:00:00Z"}\n'
+}
 {
 	ev 801 "$H/img/good0.jpg"
 	ev 802 "$H/redirect?to=$H/img/good1.jpg"
@@ -65,7 +68,8 @@ expect_eq "$(q "select count(*) from failures where key like 'image:%'")" 8 "fai
 
 # by default an event cannot make the pipeline reach loopback
 ev 811 "$H/img/good0.jpg" | kcat -b "$BOOTSTRAP" -t private -P -K $'\t'
-sed -i 's/allow_private_networks: true/allow_private_networks: false/; s/topic: ad-images/topic: private/' "$CFG"
+sed -i 's/allow_private_networks: true/allow_private_networks: false/' "$CFG"
+sed -i 's/topic: ad-images/topic: private/' "$CFG"
 run_pipeline 3 --config "$CFG"
 expect_eq "$(reason 811)" \
 	"fetch: http: address not allowed (loopback, private or link-local network)" "loopback refused"

@@ -1,7 +1,10 @@
 # Sourced after common.sh by the Kafka tests: a mock Kafka cluster of the
 # test's own (librdkafka's mock brokers on loopback, random ports), events
 # made from the sample ads, configs for the Kafka source, offset checks.
-case "$BUILD" in /*) KMOCK="$BUILD/tools/kafka_mock" ;; *) KMOCK="$ROOT/$BUILD/tools/kafka_mock" ;; esac
+case "$BUILD" in
+/*) KMOCK="$BUILD/tools/kafka_mock" ;;
+*) KMOCK="$ROOT/$BUILD/tools/kafka_mock" ;;
+esac
 [ -x "$KMOCK" ] || fail "$KMOCK not built (make unit)"
 KAFKA_PID=""
 KAFKA_HOLD=""
