@@ -806,7 +806,9 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	if (fetch_global_init(&err))
 		return RUN_FAILED;
 
-	/* an unusable images folder or weights file is a configuration error */
+	/* an unusable images folder or weights file is a configuration error.
+	 * LIMIT: file:// urls may read one folder, source.images_root (fetch takes
+	 * up to FETCH_MAX_ROOTS, the config names one). */
 	if (cfg->images_root[0] && fetch_add_root(&r.fetch, cfg->images_root, &err)) {
 		config_blame(cfg, "source.images_root", &err);
 		code = RUN_USAGE;
