@@ -2,7 +2,7 @@
  * notifications (READY, STATUS, STOPPING, WATCHDOG), the progress bar or
  * progress lines, and the metrics file.
  *
- * run.c calls these at a few fixed points; everything here is best effort
+ * run.c and retrain.c call these at a few fixed points; everything here is best effort
  * and never fails a run. observe_stage() may be called from any thread, the
  * rest from the thread that drives the run. */
 #ifndef PIPELINE_OBSERVE_H

@@ -35,6 +35,15 @@ void run_request_stop(void)
 	stop_requested = 1;
 }
 
+const char *run_status_name(int code)
+{
+	return code == RUN_OK        ? "ok"
+	       : code == RUN_PARTIAL ? "partial"
+	       : code == RUN_STOPPED ? "stopped"
+	       : code == RUN_BUSY    ? "busy"
+	                             : "failed";
+}
+
 /* A batch of items on its way from the embed thread to the store. */
 struct batch {
 	struct item **items;
@@ -780,6 +789,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	char host[256] = "";
 	char user_agent[64];
 
+	if (nworkers > (int)(sizeof(workers) / sizeof(workers[0])))
+		nworkers = (int)(sizeof(workers) / sizeof(workers[0]));
 	r.cfg = cfg;
 	r.opts = o;
 	r.threshold = cfg->threshold;
@@ -791,8 +802,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	observe_begin(&r.obs, cfg, kind, o->date, o->version);
 
 	if (source_window_parse(o->date, o->since, o->until, &win, &err)) {
-		log_error("run", "bad window", "error=\"%s\"", err.msg);
-		return RUN_USAGE;
+		code = RUN_USAGE;
+		goto out;
 	}
 	r.fetch.max_bytes = (size_t)cfg->max_bytes;
 	r.fetch.timeout_s = cfg->fetch.timeout_s;
@@ -804,7 +815,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	snprintf(user_agent, sizeof(user_agent), "pipeline-run/%s", o->version ? o->version : "");
 	r.fetch.user_agent = user_agent;
 	if (fetch_global_init(&err))
-		return RUN_FAILED;
+		goto out;
 
 	/* an unusable images folder or weights file is a configuration error.
 	 * LIMIT: file:// urls may read one folder, source.images_root (fetch takes
@@ -855,8 +866,6 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	         r.threshold, config_linkage_name(cfg->linkage), nworkers, cfg->batch_size,
 	         o->dry_run);
 
-	if (nworkers > 256)
-		nworkers = 256;
 	if (start_stages(&r, workers, nworkers, &embedder, &err)) {
 		run_fail(&r, &err);
 	} else {
@@ -891,11 +900,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 	}
 	code = stop_requested ? RUN_STOPPED : r.photos_failed ? RUN_PARTIAL : RUN_OK;
 out:
-	status = code == RUN_OK        ? "ok"
-	         : code == RUN_PARTIAL ? "partial"
-	         : code == RUN_STOPPED ? "stopped"
-	         : code == RUN_BUSY    ? "busy"
-	                               : "failed";
+	status = run_status_name(code);
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("run", "run failed", "kind=%s error=\"%s\"", err_kind_name(err.kind),
 		          err.msg);

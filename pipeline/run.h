@@ -36,6 +36,10 @@ int run_nightly(const struct config *cfg, const struct run_opts *o);
 /* Apply pending migrations. Returns an exit code. */
 int run_migrate(const struct config *cfg);
 
+/* The pipeline_runs status of a run that ends with exit CODE: "ok", "partial", "stopped",
+ * "busy" (turned away by the lock; recorded nowhere) or "failed". */
+const char *run_status_name(int code);
+
 /* Ask a running run to stop after the photos in flight (signal-safe). */
 void run_request_stop(void);
 

@@ -1248,11 +1248,7 @@ int retrain_run(const struct config *cfg, const struct retrain_opts *opts)
 out:
 	if (code == RUN_FAILED && stop_requested)
 		code = RUN_STOPPED;
-	status = code == RUN_OK        ? "ok"
-	         : code == RUN_PARTIAL ? "partial"
-	         : code == RUN_STOPPED ? "stopped"
-	         : code == RUN_BUSY    ? "busy"
-	                               : "failed";
+	status = run_status_name(code);
 	if (code == RUN_FAILED || code == RUN_USAGE)
 		log_error("retrain", "retrain failed", "kind=%s error=\"%s\"",
 		          err_kind_name(err.kind), err.msg);

@@ -34,25 +34,33 @@ day_photos() {
 	awk -F, -v d="$1" 'NR > 1 && substr($4, 1, 10) == d' "$DATA/ads.csv" | wc -l
 }
 
-# write_config CSV IMAGES_ROOT [EXTRA_YAML]: a pipeline config in $T/pipeline.yaml
-write_config() {
-	cat >"$T/pipeline.yaml" <<EOC
-database:
-    conninfo: ""
-    sql_dir: $ROOT/sql
-source:
-    kind: dir
-    csv: $1
-    images_root: $2
+# write_config_yaml SOURCE_YAML [EXTRA_YAML] [DATABASE_LINES]: a pipeline config in
+# $T/pipeline.yaml, $CFG: the suite's database (and DATABASE_LINES), SOURCE_YAML (the
+# source's sections), small batches, the sample MobileNetV2 model, then EXTRA_YAML
+write_config_yaml() {
+	{
+		printf 'database:\n    conninfo: ""\n    sql_dir: %s\n' "$ROOT/sql"
+		if [ -n "${3:-}" ]; then printf '%s\n' "$3"; fi
+		printf '%s\n' "$1"
+		cat <<EOC
 pipeline:
     batch_size: 8
     queue_depth: 32
 model:
     config: $ROOT/configs/models/mobilenetv2_100-coral.yaml
     weights: $SHARED/models/mobilenetv2_100.coral_imagenet.safetensors
-${3:-}
+${2:-}
 EOC
+	} >"$T/pipeline.yaml"
 	CFG="$T/pipeline.yaml"
+}
+
+# write_config CSV IMAGES_ROOT [EXTRA_YAML]: a config for the directory source
+write_config() {
+	write_config_yaml "source:
+    kind: dir
+    csv: $1
+    images_root: $2" "${3:-}"
 }
 
 # run_pipeline EXPECTED_EXIT ARGS...: run the binary, check its exit code

@@ -78,31 +78,17 @@ write_kafka_config() {
 		printf '%s\n' "${2:-}" | grep -q "^${line%%:*}:" || ks="$ks$line"$'\n'
 	done
 	ks="$ks${2:-}"
-	cat >"$T/pipeline.yaml" <<EOC
-database:
-    conninfo: ""
-    sql_dir: $ROOT/sql
-    retries: 3
-source:
+	write_config_yaml "source:
     kind: kafka
     images_root: $DATA/images
 kafka:
-    bootstrap.servers: "$BOOTSTRAP"
+    bootstrap.servers: \"$BOOTSTRAP\"
     session.timeout.ms: 6000
     heartbeat.interval.ms: 500
     topic.metadata.refresh.interval.ms: 1000
 kafka_source:
     topic: ${KAFKA_TOPIC:-ad-images}
-$(printf '%s\n' "$ks" | sed '/^$/d; s/^/    /')
-pipeline:
-    batch_size: 8
-    queue_depth: 32
-model:
-    config: $ROOT/configs/models/mobilenetv2_100-coral.yaml
-    weights: $SHARED/models/mobilenetv2_100.coral_imagenet.safetensors
-${3:-}
-EOC
-	CFG="$T/pipeline.yaml"
+$(printf '%s\n' "$ks" | sed '/^$/d; s/^/    /')" "${3:-}" "    retries: 3"
 }
 
 # result_digest: the photos, their groups and the failures as one md5, without
