@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fetch.h"
+#include "group.h"
 #include "log.h"
 #include "run.h"
 #include "store.h"
@@ -158,16 +159,6 @@ static long emb_index(const struct store_emb_set *set, const char *image_id)
 	return -1;
 }
 
-static double dot(const float *a, const float *b, int dim)
-{
-	double d = 0;
-	int k;
-
-	for (k = 0; k < dim; k++)
-		d += (double)a[k] * (double)b[k];
-	return d;
-}
-
 /* Mean cosine over the pairs (a in group GA, b in group GB, a != b); NaN
  * when there is no pair. IDX holds each row's embedding index or -1. */
 static double linkage(const struct store_emb_set *set, const long *idx, const size_t *start,
@@ -181,8 +172,8 @@ static double linkage(const struct store_emb_set *set, const long *idx, const si
 		for (b = (ga == gb ? a + 1 : start[gb]); b < end[gb]; b++) {
 			if (idx[a] < 0 || idx[b] < 0)
 				continue;
-			sum += dot(set->emb + (size_t)idx[a] * (size_t)set->dim,
-			           set->emb + (size_t)idx[b] * (size_t)set->dim, set->dim);
+			sum += group_cosine(set->emb + (size_t)idx[a] * (size_t)set->dim,
+			                    set->emb + (size_t)idx[b] * (size_t)set->dim, set->dim);
 			pairs++;
 		}
 	return pairs ? sum / (double)pairs : NAN;

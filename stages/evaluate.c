@@ -102,15 +102,10 @@ int eval_map_at_k(const float *emb, size_t n, int dim, const int *labels, int k,
 		double ap = 0;
 
 		for (j = 0; j < n; j++) {
-			double dot = 0;
-			int d;
-
 			if (j == q)
 				continue;
-			for (d = 0; d < dim; d++)
-				dot += (double)emb[q * (size_t)dim + (size_t)d] *
-				       (double)emb[j * (size_t)dim + (size_t)d];
-			row[m].sim = dot;
+			row[m].sim =
+			    group_cosine(emb + q * (size_t)dim, emb + j * (size_t)dim, dim);
 			row[m].idx = j;
 			relevant += labels[j] == labels[q];
 			m++;

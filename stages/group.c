@@ -17,6 +17,16 @@ static int all_digits(const char *s)
 	return 1;
 }
 
+double group_cosine(const float *a, const float *b, int dim)
+{
+	double dot = 0;
+	int k;
+
+	for (k = 0; k < dim; k++)
+		dot += (double)a[k] * (double)b[k];
+	return dot;
+}
+
 int group_id_cmp(const char *a, const char *b)
 {
 	if (all_digits(a) && all_digits(b)) {
@@ -88,12 +98,8 @@ int group_cluster(const float *emb, size_t n, int dim, const char *const *image_
 		sim[i * n + i] = 1.0;
 		for (j = i + 1; j < n; j++) {
 			const float *b = emb + (size_t)order[j] * (size_t)dim;
-			double dot = 0;
-			int k;
 
-			for (k = 0; k < dim; k++)
-				dot += (double)a[k] * (double)b[k];
-			sim[i * n + j] = sim[j * n + i] = dot;
+			sim[i * n + j] = sim[j * n + i] = group_cosine(a, b, dim);
 		}
 	}
 

@@ -20,6 +20,10 @@ extern "C" {
 /* Limit on photos in one ad: clustering is O(n^2) memory and O(n^3) time. */
 #define GROUP_MAX_PHOTOS 2048
 
+/* Cosine similarity of two L2-normalised embeddings of DIM floats: their dot product,
+ * summed in double in index order (the same value wherever it is computed). */
+double group_cosine(const float *a, const float *b, int dim);
+
 /* Compare two image ids: numeric order when both are digit strings,
  * otherwise byte order. */
 int group_id_cmp(const char *a, const char *b);

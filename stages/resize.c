@@ -723,6 +723,24 @@ static int decode_item(const struct resize_opts *o, uint64_t max_pixels, const v
 	}
 }
 
+void resize_pixel_norm(const struct resize_opts *o, float mean[3], float std[3])
+{
+	int c;
+
+	for (c = 0; c < 3; c++) {
+		if (o->norm == RESIZE_NORM_CUSTOM) {
+			mean[c] = o->mean[c];
+			std[c] = o->std[c];
+		} else if (o->norm == RESIZE_NORM_IMAGENET) {
+			mean[c] = (float)imagenet_mean[c] * 255;
+			std[c] = (float)imagenet_std[c] * 255;
+		} else {
+			mean[c] = 0;
+			std[c] = 255;
+		}
+	}
+}
+
 int resize_buffer(const struct resize_opts *o, const void *buf, size_t len, float *out,
                   struct resize_info *info, struct err *err)
 {

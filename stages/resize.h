@@ -49,6 +49,10 @@ int resize_init(const char *argv0, int concurrency, struct err *err);
 /* Stop libvips; once, at exit, after every resize_* call has returned. */
 void resize_shutdown(void);
 
+/* O's normalisation in pixel units, x = (pixel - MEAN[c]) / STD[c], for code that works
+ * on pixel values (the training augmentations). */
+void resize_pixel_norm(const struct resize_opts *o, float mean[3], float std[3]);
+
 /* Decode BUF (LEN bytes) and fill OUT (3 * height * width floats). Every
  * failure is ERR_INPUT with a specific reason ("empty file", "not an image",
  * "truncated", "too many pixels: WxH, limit N", "too large: N bytes, limit M",

@@ -472,27 +472,6 @@ static void progress(int epoch, int epochs, size_t done, size_t total, double lo
 	log_status_line(line);
 }
 
-/* The tensors' normalisation in pixel units: x = (pixel - mean) / std. */
-static void pixel_norm(const struct resize_opts *ro, struct augment_norm *n)
-{
-	static const float in_mean[3] = {0.485f, 0.456f, 0.406f};
-	static const float in_std[3] = {0.229f, 0.224f, 0.225f};
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		if (ro->norm == RESIZE_NORM_CUSTOM) {
-			n->mean[i] = ro->mean[i];
-			n->std[i] = ro->std[i];
-		} else if (ro->norm == RESIZE_NORM_IMAGENET) {
-			n->mean[i] = in_mean[i] * 255;
-			n->std[i] = in_std[i] * 255;
-		} else {
-			n->mean[i] = 0;
-			n->std[i] = 255;
-		}
-	}
-}
-
 static long batches_per_epoch(const struct rt *r)
 {
 	long bs = r->mc.train.batch_size, n = (long)r->ntrain;
@@ -599,7 +578,7 @@ static int run_epoch(struct rt *r, int epoch, struct err *err)
 		err_set(err, ERR_FATAL, "out of memory for a batch of %zu", bs);
 		goto out;
 	}
-	pixel_norm(&r->ds.ropts, &norm);
+	resize_pixel_norm(&r->ds.ropts, norm.mean, norm.std);
 	observe_phase(&r->obs, "epoch %d of %d", epoch, t->epochs);
 	train_reseed(r->tr, rng_derive(r->ck.seed, 3, (uint64_t)epoch));
 	memcpy(order, r->train_idx, r->ntrain * sizeof(int));
