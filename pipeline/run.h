@@ -3,7 +3,9 @@
  *   source --(lock)--> N resize workers (fetch + decode + tensor)
  *          --queue--> embed thread (batches through the model)
  *          --queue--> store (upserts, one transaction per batch)
- *   then: group every ad the run touched and write its groups.
+ *   then: group every ad the run touched (and ads an earlier run left ungrouped) from
+ *         their stored embeddings and write its groups; only then may the source commit
+ *         its position (Kafka offsets).
  *
  * Exit codes are the command's: RUN_OK, RUN_FAILED, RUN_USAGE, RUN_PARTIAL,
  * RUN_STOPPED, RUN_BUSY. */

@@ -1,4 +1,5 @@
-/* store.h - PostgreSQL: migrations, runs, models, photos, embeddings, groups.
+/* store.h - PostgreSQL: migrations, runs, models, photos, embeddings, groups
+ * (store.c; the models' tables in store_models.c).
  *
  * Every write is an idempotent upsert inside one transaction per call, and a
  * row is only rewritten when its content changed, so running the same input

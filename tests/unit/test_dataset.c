@@ -136,6 +136,33 @@ static void test_bad_rows_are_skipped_with_reasons(void **state)
 	dataset_free(&ds);
 }
 
+/* A labels line holding a NUL byte is a bad row named for it, as in the source CSV. */
+static void test_labels_line_with_a_nul_byte(void **state)
+{
+	static const char text[] = "image,label\n"
+	                           "a.JPG,a\n"
+	                           "b.JPG,b\0x\n"
+	                           "c.JPG,c\n";
+	struct dataset ds;
+	struct err err = {0};
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/nul.csv", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	fclose(f);
+	dataset_init(&ds, "nul.csv");
+	assert_int_equal(dataset_load_csv(&ds, path, "image", "label", 100, &err), 0);
+	assert_int_equal(ds.rows, 3);
+	assert_int_equal(ds.n, 2);
+	assert_int_equal(ds.nbad, 1);
+	assert_int_equal(ds.bad[0].line, 3);
+	assert_string_equal(ds.bad[0].reason, "NUL byte in line");
+	dataset_free(&ds);
+}
+
 static void test_uncached_tensor_equals_cached_one(void **state)
 {
 	struct dataset *ds = sample(3 * 64 * 64 * sizeof(float) * 10);
@@ -404,6 +431,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bad_rows_are_skipped_with_reasons),
+	    cmocka_unit_test(test_labels_line_with_a_nul_byte),
 	    cmocka_unit_test(test_uncached_tensor_equals_cached_one),
 	    cmocka_unit_test(test_split_is_by_label_seeded_and_sized),
 	    cmocka_unit_test(test_split_without_a_scorable_validation_label_fails),
