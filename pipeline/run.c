@@ -82,7 +82,7 @@ struct run {
 
 	/* store thread only */
 	struct strset ads;
-	long photos_in, embedded, photos_failed, ads_grouped, groups;
+	long ads_grouped, groups; /* photos are counted in obs.metrics */
 };
 
 /* Record the first fatal error and stop every stage. */
@@ -409,17 +409,12 @@ static int store_batch(struct run *r, struct batch *b, struct err *err)
 		/* durable now (or recorded as failed): the source may move past it */
 		if (!r->opts->dry_run)
 			source_ack(r->src, it);
-		r->photos_in++;
 		observe_item(&r->obs, it);
-		if (it->ok) {
-			r->embedded++;
-		} else {
-			r->photos_failed++;
+		if (!it->ok)
 			log_debug(LOGC_ALL, "run", "photo failed",
 			          "image_id=%s source=%s stage=%s "
 			          "reason=\"%s\"",
 			          it->image_id, it->source, it->failure_stage, it->failure_reason);
-		}
 		if (it->has_identity && strset_add(&r->ads, it->ad_id) < 0)
 			return err_set(err, ERR_FATAL, "out of memory");
 	}
@@ -898,7 +893,7 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		         "error=\"%s\"", err.msg);
 		err_clear(&err);
 	}
-	code = stop_requested ? RUN_STOPPED : r.photos_failed ? RUN_PARTIAL : RUN_OK;
+	code = stop_requested ? RUN_STOPPED : r.obs.metrics.failed ? RUN_PARTIAL : RUN_OK;
 out:
 	status = run_status_name(code);
 	if (code == RUN_FAILED || code == RUN_USAGE)
@@ -908,10 +903,11 @@ out:
 		err_set(&err, ERR_FATAL,
 		        "stopped by a signal after %ld photos; what was processed "
 		        "is written",
-		        r.photos_in);
+		        r.obs.metrics.photos_in);
 	if (r.store && r.run_id) {
-		struct store_run_counts c = {r.photos_in, r.embedded, r.photos_failed,
-		                             r.ads_grouped, proc_now_s() - t0};
+		struct store_run_counts c = {r.obs.metrics.photos_in, r.obs.metrics.embedded,
+		                             r.obs.metrics.failed, r.ads_grouped,
+		                             proc_now_s() - t0};
 		struct err e2 = {0};
 
 		if (store_run_finish(r.store, r.run_id, status, &c, &e2))
@@ -925,9 +921,9 @@ out:
 	log_info("run", "run finished",
 	         "run_id=%lld status=%s photos_in=%ld embedded=%ld "
 	         "failed=%ld ads_grouped=%ld groups=%ld elapsed_s=%.2f peak_rss_mb=%ld%s",
-	         (long long)r.run_id, status, r.photos_in, r.embedded, r.photos_failed,
-	         r.ads_grouped, r.groups, proc_now_s() - t0, proc_peak_rss_kb() / 1024,
-	         stop_requested ? " stopped_early=1" : "");
+	         (long long)r.run_id, status, r.obs.metrics.photos_in, r.obs.metrics.embedded,
+	         r.obs.metrics.failed, r.ads_grouped, r.groups, proc_now_s() - t0,
+	         proc_peak_rss_kb() / 1024, stop_requested ? " stopped_early=1" : "");
 	source_close(r.src);
 	model_close(r.model);
 	lock_release(r.lock);
