@@ -100,12 +100,13 @@ static void test_date_selects_that_utc_day(void **state)
 	                              "2026-11-30", &err);
 	struct item it;
 	char got[64] = "";
+	size_t at = 0;
 
 	assert_non_null(src);
 	while (source_next(src, &it, &err) == 1) {
 		assert_true(it.ok);
-		strcat(got, it.image_id);
-		strcat(got, " ");
+		at += (size_t)snprintf(got + at, sizeof(got) - at, "%s ", it.image_id);
+		assert_true(at < sizeof(got));
 	}
 	assert_string_equal(got, "11 12 ");
 	source_close(src);
