@@ -300,8 +300,12 @@ int train_bn_calibrate_end(struct trainer *t, struct err *err)
 	return n;
 }
 
-int train_imprint(struct trainer *t, const float *x, const int *labels, int n, int h, int w,
-                  struct err *err)
+namespace
+{
+
+/* A batch of N images with their classes, as train_imprint() and train_batch() take it. */
+int check_labelled_batch(const struct trainer *t, const float *x, const int *labels, int n, int h,
+                         int w, struct err *err)
 {
 	if (!t || !x || !labels)
 		return err_set(err, ERR_FATAL, "train: NULL argument");
@@ -311,6 +315,16 @@ int train_imprint(struct trainer *t, const float *x, const int *labels, int n, i
 		if (labels[i] < 0 || labels[i] >= t->o.classes)
 			return err_set(err, ERR_FATAL, "train: label %d outside 0..%d", labels[i],
 			               t->o.classes - 1);
+	return 0;
+}
+
+} // namespace
+
+int train_imprint(struct trainer *t, const float *x, const int *labels, int n, int h, int w,
+                  struct err *err)
+{
+	if (check_labelled_batch(t, x, labels, n, h, w, err) < 0)
+		return -1;
 	return net::guarded(err, "train imprint", [&]() {
 		torch::NoGradGuard no_grad;
 		torch::Tensor e = embed_forward(*t, net::input(*t->net, x, n, h, w), false);
@@ -350,14 +364,8 @@ int train_imprint_end(struct trainer *t, struct err *err)
 int train_batch(struct trainer *t, const float *x, const int *labels, int n, int h, int w,
                 double *loss, struct err *err)
 {
-	if (!t || !x || !labels)
-		return err_set(err, ERR_FATAL, "train: NULL argument");
-	if (check_batch(n, h, w, err) < 0)
+	if (check_labelled_batch(t, x, labels, n, h, w, err) < 0)
 		return -1;
-	for (int i = 0; i < n; i++)
-		if (labels[i] < 0 || labels[i] >= t->o.classes)
-			return err_set(err, ERR_FATAL, "train: label %d outside 0..%d", labels[i],
-			               t->o.classes - 1);
 	return net::guarded(err, "train batch", [&]() {
 		torch::Tensor in = net::input(*t->net, x, n, h, w);
 		torch::Tensor y =

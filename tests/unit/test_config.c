@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/shared_data.h"
 #include "config.h"
 
 static char tmpdir[256];
@@ -19,9 +20,7 @@ static char shared[1024];
 
 static int setup(void **state)
 {
-	const char *s = getenv("SHARED");
-
-	snprintf(shared, sizeof(shared), "%s", s ? s : "../shared");
+	snprintf(shared, sizeof(shared), "%s", shared_dir());
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
 	return mkdtemp(tmpdir) ? 0 : -1;
 }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/shared_data.h"
 #include "augment.h"
 #include "config.h"
 #include "dataset.h"
@@ -402,15 +403,13 @@ static void test_rng_is_stable_and_unbiased_enough(void **state)
 
 static int setup(void **state)
 {
-	const char *s = getenv("SHARED");
 	struct err err = {0};
 
 	if (!mkdtemp(tmpdir))
 		return -1;
-	snprintf(images, sizeof(images), "%s/data/sop-ads/images", s && *s ? s : "../shared");
-	snprintf(labels_csv, sizeof(labels_csv), "%s/data/sop-ads/labels.csv",
-	         s && *s ? s : "../shared");
-	snprintf(ads_csv, sizeof(ads_csv), "%s/data/sop-ads/ads.csv", s && *s ? s : "../shared");
+	shared_path(images, sizeof(images), "data/sop-ads/images");
+	shared_path(labels_csv, sizeof(labels_csv), "data/sop-ads/labels.csv");
+	shared_path(ads_csv, sizeof(ads_csv), "data/sop-ads/ads.csv");
 	if (resize_init("test_dataset", 1, &err))
 		return -1;
 	shared_ds = sample((size_t)1 << 30);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/shared_data.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -29,13 +30,6 @@ static char head_file[600]; /* mobilenet weights + head.fc, no classifier */
 static char cut_file[600];  /* mobilenet weights less one key */
 static float head_w[HEAD_ROWS * FEAT];
 static float head_b[HEAD_ROWS];
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("SHARED");
-
-	return s && *s ? s : "../shared";
-}
 
 static const char *spath(const char *rel)
 {

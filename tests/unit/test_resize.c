@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "../lib/pictures.h"
+#include "../lib/shared_data.h"
 #include "proc.h"
 #include "resize.h"
 
@@ -44,18 +45,6 @@ static VipsImage *base_img; /* the base photo, decoded, upright */
 static float *ref;          /* base photo through resize_file() */
 static float *ref_mirror;   /* base photo mirrored left-right */
 static float *ref_rot180;   /* base photo turned upside down */
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("SHARED");
-
-	return s && *s ? s : "../shared";
-}
-
-static void shared_path(char *buf, size_t cap, const char *rel)
-{
-	snprintf(buf, cap, "%s/%s", shared_dir(), rel);
-}
 
 static void tmp_path(char *buf, size_t cap, const char *file)
 {

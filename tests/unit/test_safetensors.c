@@ -14,16 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/shared_data.h"
 #include "safetensors.h"
 
 static char tmpdir[] = "/tmp/test_safetensors.XXXXXX";
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("SHARED");
-
-	return s && *s ? s : "../shared";
-}
 
 static void model_path(char *buf, size_t cap, const char *file)
 {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/shared_data.h"
 #include "model.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -25,12 +26,12 @@
 
 static char tmpdir[] = "/tmp/test_train.XXXXXX";
 
-static const char *shared_path(const char *rel)
+/* The path of REL under the shared data, in a static buffer. */
+static const char *shared_file(const char *rel)
 {
 	static char buf[1024];
-	const char *s = getenv("SHARED");
 
-	snprintf(buf, sizeof(buf), "%s/%s", s && *s ? s : "../shared", rel);
+	shared_path(buf, sizeof(buf), rel);
 	return buf;
 }
 
@@ -402,7 +403,7 @@ static void test_saved_weights_load_in_the_inference_model(void **state)
 
 static void test_folded_batchnorm_is_recalibrated_without_changing_output(void **state)
 {
-	struct trainer *t = small_trainer(shared_path(MNV2_WEIGHTS), 1);
+	struct trainer *t = small_trainer(shared_file(MNV2_WEIGHTS), 1);
 	float before[BATCH * 16], after[BATCH * 16];
 	struct err err = {0};
 	int i, n;
