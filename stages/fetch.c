@@ -98,7 +98,9 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 		err_set(err, ERR_INPUT, "file url outside the allowed folders");
 		goto out;
 	}
-	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever
+	 * and past SIGTERM; it changes nothing for the regular files we go on to read */
+	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st)) {
 		err_set(err, ERR_INPUT, "cannot open photo: %s", strerror(errno));
 		goto out;

@@ -813,7 +813,8 @@ int resize_file(const struct resize_opts *o, const char *path, float *out, struc
 	if (!o || !path)
 		return err_set(err, ERR_FATAL, "resize_file() needs options and a path");
 	max_bytes = o->max_bytes ? o->max_bytes : RESIZE_DEFAULT_MAX_BYTES;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO would otherwise block the open until a writer came */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		/* Running out of descriptors or memory passes; a missing file does not. */
 		enum err_kind kind =

@@ -1,5 +1,6 @@
-# Photos that are truncated, empty, not images, missing or outside the images
-# folder are recorded as failed with a reason; the others are embedded and
+# Photos that are truncated, empty, not images, missing, outside the images
+# folder or not regular files (a FIFO would block a read forever, a folder) are
+# recorded as failed with a reason; the others are embedded and
 # grouped, and the run exits 3.
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -9,6 +10,8 @@ cp "$DATA/images/bicycle_final/111085122871_0.JPG" "$T/img/good0.jpg"
 cp "$DATA/images/bicycle_final/111085122871_1.JPG" "$T/img/good1.jpg"
 cp "$H/truncated-half.jpg" "$H/empty.jpg" "$H/text-named.jpg" "$T/img/"
 ln -s /etc/passwd "$T/img/escape.jpg"
+mkfifo "$T/img/fifo.jpg"
+mkdir "$T/img/folder.jpg"
 cat >"$T/ads.csv" <<EOC
 ad_id,image_id,image,created_at
 500,1,good0.jpg,2026-11-30T10:00:00Z
@@ -20,10 +23,12 @@ ad_id,image_id,image,created_at
 501,7,escape.jpg,2026-11-30T10:00:06Z
 501,8,../../etc/passwd,2026-11-30T10:00:07Z
 501,,good0.jpg,2026-11-30T10:00:08Z
+501,9,fifo.jpg,2026-11-30T10:00:09Z
+501,10,folder.jpg,2026-11-30T10:00:10Z
 EOC
 write_config "$T/ads.csv" "$T/img"
-run_pipeline 3 --config "$CFG"
-grep -q 'photos_in=9 embedded=2 failed=7' "$T/run.log" || fail "summary counts"
+RUN_TIMEOUT=60 run_pipeline 3 --config "$CFG"
+grep -q 'photos_in=11 embedded=2 failed=9' "$T/run.log" || fail "summary counts"
 
 reason() { q "select failure_stage || ': ' || failure_reason from ad_images where image_id = '$1'"; }
 expect_eq "$(q "select string_agg(image_id, ',' order by image_id) from ad_images
@@ -34,9 +39,11 @@ reason 5 | grep -q "not an image\|not a known" || fail "text: $(reason 5)"
 reason 6 | grep -q "fetch: cannot open photo" || fail "missing: $(reason 6)"
 reason 7 | grep -q "fetch: file url outside the allowed folders" || fail "symlink: $(reason 7)"
 reason 8 | grep -q "source: .*leaves the images folder" || fail "dotdot: $(reason 8)"
+expect_eq "$(reason 9)" "fetch: not a regular file" "fifo"
+expect_eq "$(reason 10)" "fetch: not a regular file" "folder"
 expect_eq "$(q "select stage || ': ' || reason from failures where key = 'ads.csv:10'")" \
 	"source: missing image_id" "row without an image id"
-expect_eq "$(q 'select count(*) from failures')" 7 "failure rows"
+expect_eq "$(q 'select count(*) from failures')" 9 "failure rows"
 expect_eq "$(q "select count(*) from image_groups")" 2 "only good photos are grouped"
 expect_eq "$(q "select status from pipeline_runs")" "partial" "run status"
 

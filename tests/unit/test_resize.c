@@ -1416,6 +1416,15 @@ static void test_size_limits_and_empty_inputs(void **state)
 	assert_int_equal(resize_file(&o, tmpdir, out, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_INPUT);
 	assert_string_equal(err.msg, "not a regular file");
+	/* a FIFO is refused at once, not waited on for a writer (alarm: fail, never hang) */
+	tmp_path(path, sizeof(path), "fifo.jpg");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(20);
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
+	alarm(0);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, "not a regular file");
+	unlink(path);
 	tmp_path(path, sizeof(path), "does-not-exist.jpg");
 	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_INPUT);
