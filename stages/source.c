@@ -124,7 +124,8 @@ int source_parse_time(const char *s, time_t *out)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		sign = *p++ == '+' ? 1 : -1;
-		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+		/* PostgreSQL refuses offsets of 16 hours and more (and no zone has one) */
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 15 || om > 59)
 			return -1;
 	} else {
 		return -1;

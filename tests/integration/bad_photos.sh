@@ -1,6 +1,7 @@
 # Photos that are truncated, empty, not images, missing, outside the images
 # folder or not regular files (a FIFO would block a read forever, a folder) are
-# recorded as failed with a reason; the others are embedded and
+# recorded as failed with a reason, and so are rows whose created_at the database
+# would refuse (alone, not failing their whole batch); the others are embedded and
 # grouped, and the run exits 3.
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -12,7 +13,9 @@ cp "$H/truncated-half.jpg" "$H/empty.jpg" "$H/text-named.jpg" "$T/img/"
 ln -s /etc/passwd "$T/img/escape.jpg"
 mkfifo "$T/img/fifo.jpg"
 mkdir "$T/img/folder.jpg"
-cat >"$T/ads.csv" <<EOC
+# a spreadsheet's byte order mark before the header
+printf '\357\273\277' >"$T/ads.csv"
+cat >>"$T/ads.csv" <<EOC
 ad_id,image_id,image,created_at
 500,1,good0.jpg,2026-11-30T10:00:00Z
 500,2,good1.jpg,2026-11-30T10:00:01Z
@@ -25,10 +28,12 @@ ad_id,image_id,image,created_at
 501,,good0.jpg,2026-11-30T10:00:08Z
 501,9,fifo.jpg,2026-11-30T10:00:09Z
 501,10,folder.jpg,2026-11-30T10:00:10Z
+501,11,good1.jpg,2026-02-30T10:00:11Z
+501,12,good1.jpg,2026-11-30T10:00:12+16:00
 EOC
 write_config "$T/ads.csv" "$T/img"
 RUN_TIMEOUT=60 run_pipeline 3 --config "$CFG"
-grep -q 'photos_in=11 embedded=2 failed=9' "$T/run.log" || fail "summary counts"
+grep -q 'photos_in=13 embedded=2 failed=11' "$T/run.log" || fail "summary counts"
 
 reason() { q "select failure_stage || ': ' || failure_reason from ad_images where image_id = '$1'"; }
 expect_eq "$(q "select string_agg(image_id, ',' order by image_id) from ad_images
@@ -41,9 +46,11 @@ reason 7 | grep -q "fetch: file url outside the allowed folders" || fail "symlin
 reason 8 | grep -q "source: .*leaves the images folder" || fail "dotdot: $(reason 8)"
 expect_eq "$(reason 9)" "fetch: not a regular file" "fifo"
 expect_eq "$(reason 10)" "fetch: not a regular file" "folder"
+expect_eq "$(reason 11)" "source: created_at is not an RFC 3339 timestamp" "no such day"
+expect_eq "$(reason 12)" "source: created_at is not an RFC 3339 timestamp" "offset of 16 h"
 expect_eq "$(q "select stage || ': ' || reason from failures where key = 'ads.csv:10'")" \
 	"source: missing image_id" "row without an image id"
-expect_eq "$(q 'select count(*) from failures')" 9 "failure rows"
+expect_eq "$(q 'select count(*) from failures')" 11 "failure rows"
 expect_eq "$(q "select count(*) from image_groups")" 2 "only good photos are grouped"
 expect_eq "$(q "select status from pipeline_runs")" "partial" "run status"
 
