@@ -995,12 +995,17 @@ int config_load(struct config *cfg, const char *path, struct err *err)
 		               "%s: pipeline.queue_depth (%d) must be at least "
 		               "pipeline.batch_size (%d)",
 		               path, cfg->queue_depth, cfg->batch_size);
+	if (config_load_model(&cfg->model, cfg->model_config, err))
+		return config_blame(cfg, "model.config", err);
+	return 0;
+}
+
+int config_check_weights(const struct config *cfg, struct err *err)
+{
 	if (access(cfg->model_weights, R_OK)) {
 		err_set(err, ERR_FATAL, "cannot read %s: %s", cfg->model_weights, strerror(errno));
 		return config_blame(cfg, "model.weights", err);
 	}
-	if (config_load_model(&cfg->model, cfg->model_config, err))
-		return config_blame(cfg, "model.config", err);
 	return 0;
 }
 

@@ -448,7 +448,9 @@ int main(int argc, char **argv)
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg)
 		return RUN_FAILED;
-	if (config_load(cfg, config_path ? config_path : DEFAULT_CONFIG, &err)) {
+	if (config_load(cfg, config_path ? config_path : DEFAULT_CONFIG, &err) ||
+	    ((print_config || cmd_bit == C_RUN || cmd_bit == C_RETRAIN) &&
+	     config_check_weights(cfg, &err))) {
 		fprintf(stderr, "pipeline-run: config: %s\n", err.msg);
 		goto out;
 	}

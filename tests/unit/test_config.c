@@ -309,6 +309,7 @@ static void test_missing_files_are_named(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open"));
 	write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n  weights: nothere.safetensors\n"
 	                     "source:\n  csv: a.csv\n  images_root: .\n");
+	/* the model config is checked by config_load, the weights by config_check_weights */
 	assert_int_equal(
 	    config_load(cfg,
 	                write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
@@ -316,6 +317,10 @@ static void test_missing_files_are_named(void **state)
 	                                     "  csv: a.csv\n  images_root: .\n"),
 	                &err),
 	    -1);
+	assert_non_null(strstr(err.msg, "model.config:"));
+	assert_int_equal(config_load(cfg, pipeline_yaml("", ""), &err), 0);
+	snprintf(cfg->model_weights, sizeof(cfg->model_weights), "%s/nothere.safetensors", tmpdir);
+	assert_int_equal(config_check_weights(cfg, &err), -1);
 	assert_non_null(strstr(err.msg, "model.weights: cannot read"));
 	free(cfg);
 }
