@@ -90,6 +90,9 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 		kind = ERR_RETRY;
 	if (!text || !*text)
 		text = PQerrorMessage(s->conn);
+	/* a database never migrated (status, report or evaluate run first) */
+	if ((!hint || !*hint) && state && !strcmp(state, "42P01"))
+		hint = "pipeline-run migrate creates the pipeline's tables and views";
 	/* the server's hint says what to do ("Check free disk space.") */
 	snprintf(msg, sizeof(msg), "%s%s%s%s", text && *text ? text : "no message from libpq",
 	         hint && *hint ? " (hint: " : "", hint && *hint ? hint : "",
@@ -384,6 +387,12 @@ static int migrations_list(const char *dir, struct migration **out, size_t *n, s
 		list[count].version = version;
 		snprintf(list[count].file, sizeof(list[count].file), "%s", de->d_name);
 		count++;
+	}
+	if (count == 0) {
+		/* a wrong database.sql_dir would otherwise surface as missing tables */
+		err_set(err, ERR_FATAL,
+		        "store: migrations dir %s holds no migrations (NNN_name.sql)", dir);
+		goto out;
 	}
 	qsort(list, count, sizeof(*list), migration_cmp);
 	for (i = 1; i < count; i++) {

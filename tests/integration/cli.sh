@@ -34,6 +34,15 @@ run_pipeline 2 retrain --config "$CFG" --since 2026-11-30
 run_pipeline 2 --config "$CFG" --limit 3
 expect_eq "$(q "select count(*) from pg_tables where tablename = 'ad_images'")" 0 \
 	"nothing written by refused command lines"
+# a database never migrated: status says what to do; a migrations folder without
+# migrations is named as such (not as tables missing later)
+run_pipeline 1 status --config "$CFG"
+grep -q "hint: pipeline-run migrate creates the pipeline's tables" "$T/run.log" ||
+	fail "status on a database without tables: no hint"
+mkdir "$T/nosql"
+sed "s|sql_dir: .*|sql_dir: $T/nosql|" "$CFG" >"$T/nosql.yaml"
+run_pipeline 1 migrate --config "$T/nosql.yaml"
+grep -q "migrations dir $T/nosql holds no migrations" "$T/run.log" || fail "empty sql_dir"
 # the command after the options: say where it goes
 run_pipeline 2 --config "$CFG" status
 grep -q "the command goes first: pipeline-run status" "$T/run.log" || fail "command order"
