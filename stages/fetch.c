@@ -85,7 +85,11 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 	int fd = -1;
 	int ret = -1;
 
-	if (url_unescape(url + strlen("file://"), path, sizeof(path)))
+	url += strlen("file://");
+	/* file://localhost/path names this host, like file:///path (RFC 8089) */
+	if (!strncasecmp(url, "localhost/", 10))
+		url += strlen("localhost");
+	if (url_unescape(url, path, sizeof(path)))
 		return err_set(err, ERR_INPUT, "bad file url");
 	if (path[0] != '/')
 		return err_set(err, ERR_INPUT, "file url must hold an absolute path");
@@ -328,7 +332,8 @@ int fetch_url(const struct fetch *f, const char *url, void **buf, size_t *len, s
 {
 	*buf = NULL;
 	*len = 0;
-	if (!strncmp(url, "file://", 7))
+	/* schemes are case-insensitive (the event parser lets FILE:// through too) */
+	if (!strncasecmp(url, "file://", 7))
 		return read_file(f, url, buf, len, err);
 	if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8))
 		return read_http(f, url, buf, len, err);
