@@ -53,6 +53,10 @@ run_pipeline 0 --config "$CFG" --date 2026-11-29 --from-db
 expect_eq "$(table_digest ad_images)" "$ad_images_before" "photos after a rebuild from the database"
 expect_eq "$(groups)" "$groups_before" "groups rebuilt from the database"
 expect_eq "$(q 'select count(*) from image_embeddings')" "$(day_count 2026-11-29)" "embeddings"
+# a date nothing was recorded for: said, not a silent "ok" with no photos
+run_pipeline 0 --config "$CFG" --date 2026-01-01 --from-db
+grep -q 'msg="no photos recorded in ad_images for the window" since=2026-01-01T00:00:00Z' \
+	"$T/run.log" || fail "empty --from-db window not reported"
 # a range across two days
 run_pipeline 0 --config "$CFG" --since 2026-11-29T12:00:00Z --until 2026-11-30T06:00:00Z
 range=$(awk -F, 'NR > 1 && $4 >= "2026-11-29T12:00:00Z" && $4 < "2026-11-30T06:00:00Z"' \
