@@ -350,6 +350,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			error = rd_kafka_incremental_assign(rk, parts);
 		else
 			e = rd_kafka_assign(rk, parts);
+		/* a partition paused when it reached its bound stays paused through a
+		 * revoke and a new assignment; its offsets from the last commit on must
+		 * be read again, so resume it */
+		if (!error && !e)
+			rd_kafka_resume_partitions(rk, parts);
 	} else {
 		revoke_parts(k, parts);
 		if (cooperative)
