@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -749,13 +750,20 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 	FILE *fp = NULL;
 	struct stat st;
 	size_t i, j;
+	int fd;
 
-	fp = fopen(file, "rb");
-	if (!fp)
+	/* O_NONBLOCK: a FIFO given as the config would block the open until a writer came */
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
 		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
-	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-		fclose(fp);
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
 		return err_set(err, ERR_FATAL, "%s: not a regular file", file);
+	}
+	fp = fdopen(fd, "rb");
+	if (!fp) {
+		close(fd);
+		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
 	}
 	if (!yaml_parser_initialize(&parser)) {
 		fclose(fp);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -195,6 +196,13 @@ static void test_wrong_types_ranges_and_broken_files(void **state)
 	             "p6.yaml:1: keys must be plain scalars");
 	snprintf(dir_msg, sizeof(dir_msg), "%s: not a regular file", tmpdir);
 	expect_error(tmpdir, dir_msg);
+	/* a FIFO is refused at once, not waited on for a writer (alarm: fail, never hang) */
+	snprintf(dir_msg, sizeof(dir_msg), "%s/fifo.yaml", tmpdir);
+	assert_int_equal(mkfifo(dir_msg, 0600), 0);
+	alarm(20);
+	expect_error(dir_msg, "fifo.yaml: not a regular file");
+	alarm(0);
+	unlink(dir_msg);
 	/* a section that is not a mapping is named as such, not as an unknown key */
 	expect_error(pipeline_yaml("grouping:\n  - threshold: 0.5\n", ""),
 	             "pipeline.yaml:4: grouping: expected a mapping of keys");
