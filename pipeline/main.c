@@ -471,6 +471,9 @@ int main(int argc, char **argv)
 	}
 	if (from_db)
 		cfg->source = SOURCE_DB;
+	/* a dry run writes nothing, dead letters included (a real run would send them again) */
+	if (ro.dry_run)
+		cfg->ks.dead_letter_topic[0] = '\0';
 	if (print_config) {
 		config_print(cfg, stdout);
 		code = RUN_OK;

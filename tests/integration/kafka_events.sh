@@ -45,6 +45,10 @@ kcat -b "$BOOTSTRAP" -t ad-images -P -K $'\t' -l "$T/events.txt"
 write_kafka_config events "max_event_bytes: 1024
 dead_letter_topic: ad-images-dlq"
 sed -i "s|images_root: .*|images_root: $T/img|" "$CFG"
+# a dry run first: it sends no dead letters and commits nothing
+run_pipeline 3 --config "$CFG" --dry-run
+expect_eq "$("$KMOCK" consume "$BOOTSTRAP" ad-images-dlq | wc -l)" 0 "dead letters of a dry run"
+expect_eq "$(kafka_committed_sum events)" 0 "offsets committed by a dry run"
 run_pipeline 3 --config "$CFG"
 grep -q 'photos_in=18 embedded=6 failed=12' "$T/run.log" || fail "summary counts"
 
