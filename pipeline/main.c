@@ -471,9 +471,12 @@ int main(int argc, char **argv)
 	}
 	if (from_db)
 		cfg->source = SOURCE_DB;
-	/* a dry run writes nothing, dead letters included (a real run would send them again) */
-	if (ro.dry_run)
+	/* a dry run writes nothing: no dead letters (a real run would send them again), no
+	 * metrics file (its success would hide a nightly that did not run) */
+	if (ro.dry_run) {
 		cfg->ks.dead_letter_topic[0] = '\0';
+		cfg->metrics_dir[0] = '\0';
+	}
 	if (print_config) {
 		config_print(cfg, stdout);
 		code = RUN_OK;
