@@ -867,6 +867,8 @@ struct source *source_kafka_open(const struct config *cfg, const struct source_w
 		if (backfill_start(k, err))
 			goto fail;
 	} else {
+		/* LIMIT: a nightly --dry-run joins the consumer group like a real run (it commits
+		 * nothing), so workers running at that moment go through a rebalance */
 		sub = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_topic_partition_list_add(sub, cfg->ks.topic, RD_KAFKA_PARTITION_UA);
 		e = rd_kafka_subscribe(k->rk, sub);
