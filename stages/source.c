@@ -184,6 +184,9 @@ int source_window_parse(const char *date, const char *since, const char *until,
 		               "bad --until '%s': expected an RFC 3339 timestamp "
 		               "or YYYY-MM-DD",
 		               until);
+	if (!until && win->since >= SOURCE_TIME_MAX)
+		return err_set(err, ERR_FATAL,
+		               "--since '%s' is past 2100-01-01, where an open window ends", since);
 	if (win->until <= win->since)
 		return err_set(err, ERR_FATAL, "--until must be after --since");
 	return 0;

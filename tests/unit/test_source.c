@@ -65,6 +65,10 @@ static void test_date_window_is_strict(void **state)
 	assert_int_equal(source_window_date("2026-1-30", &w, &err), -1);
 	assert_int_equal(source_window_date("2026-11-30x", &w, &err), -1);
 	assert_int_equal(source_window_date("", &w, &err), -1);
+	/* an open window ends in 2100: a later start says so, not "--until must be after" */
+	assert_int_equal(source_window_parse(NULL, "9999-12-31", NULL, &w, &err), -1);
+	assert_non_null(strstr(err.msg, "past 2100-01-01"));
+	assert_int_equal(source_window_parse(NULL, "2099-12-31", NULL, &w, &err), 0);
 }
 
 static void write_file(const char *path, const char *text)
