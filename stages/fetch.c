@@ -208,10 +208,22 @@ static int address_private(const struct sockaddr *sa)
 		                                           0, 0, 0, 0, 0xff, 0xff};
 		struct sockaddr_in v4;
 
-		if (!memcmp(b, v4mapped, 12)) {
+		static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0,
+		                                        0, 0,    0,    0,    0, 0};
+		static const unsigned char compat[12] = {0};
+		const unsigned char *embedded = NULL;
+
+		/* IPv6 forms that carry an IPv4 address a gateway may reach: mapped ::ffff:a.b.c.d,
+		 * NAT64 64:ff9b::a.b.c.d, the old compatible ::a.b.c.d, 6to4 2002:aabb:ccdd:: */
+		if (!memcmp(b, v4mapped, 12) || !memcmp(b, nat64, 12) ||
+		    (!memcmp(b, compat, 12) && (b[12] | b[13] | b[14]) != 0))
+			embedded = b + 12;
+		else if (b[0] == 0x20 && b[1] == 0x02)
+			embedded = b + 2;
+		if (embedded) {
 			memset(&v4, 0, sizeof(v4));
 			v4.sin_family = AF_INET;
-			memcpy(&v4.sin_addr, b + 12, 4);
+			memcpy(&v4.sin_addr, embedded, 4);
 			return address_private((const struct sockaddr *)&v4);
 		}
 		return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)b) ||
