@@ -895,6 +895,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		code = RUN_USAGE;
 		goto out;
 	}
+	/* LIMIT: the configured weights are loaded (to register them) even when another model
+	 * is active and embeds instead: about a second and a warning about unused weights */
 	if (open_model(&r, &cfg->model, cfg->model_weights, &err)) {
 		/* the model's device errors start with "unknown device" or "device " */
 		int device =
