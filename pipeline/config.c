@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -311,6 +312,10 @@ struct flat_list {
 	size_t n, cap;
 };
 
+/* Far above any real file; an alias counts once per use, so a small file of aliases to one
+ * big mapping cannot make the flattened list (and the duplicate check) explode. */
+#define CONFIG_MAX_KEYS 4096
+
 static int flat_add(struct flat_list *l, const char *key, yaml_node_t *node)
 {
 	if (l->n == l->cap) {
@@ -347,9 +352,18 @@ static int flatten(yaml_document_t *doc, yaml_node_t *node, const char *prefix, 
 			               k ? (int)k->start_mark.line + 1 : 0);
 		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "",
 		         (const char *)k->data.scalar.value);
+		if (l->n >= CONFIG_MAX_KEYS)
+			return err_set(err, ERR_FATAL,
+			               "%s:%d: more than %d keys (each use of an alias counts)",
+			               file, (int)k->start_mark.line + 1, CONFIG_MAX_KEYS);
 		if (v->type == YAML_MAPPING_NODE && strlen(prefix) == 0) {
 			if (flatten(doc, v, key, l, file, err))
 				return -1;
+		} else if (strlen(prefix) == 0 && v->type == YAML_SCALAR_NODE &&
+		           v->data.scalar.length == 0 &&
+		           v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+			continue; /* a section left empty ("pipeline:" with its keys commented out)
+			           */
 		} else if (flat_add(l, key, v)) {
 			return err_set(err, ERR_FATAL, "out of memory");
 		}
@@ -698,6 +712,17 @@ static const struct key_def *find_def(const struct key_def *defs, size_t n, cons
 	return NULL;
 }
 
+/* True when KEY ("pipeline") is a section: some declared key starts with "KEY.". */
+static int is_section(const struct key_def *defs, size_t n, const char *key)
+{
+	size_t i, len = strlen(key);
+
+	for (i = 0; i < n; i++)
+		if (!strncmp(defs[i].key, key, len) && defs[i].key[len] == '.')
+			return 1;
+	return 0;
+}
+
 static int apply_defaults(const struct key_def *defs, size_t n, void *base, const char *file,
                           struct err *err)
 {
@@ -718,15 +743,22 @@ static int read_flat(const char *file, yaml_document_t *doc, struct flat_list *f
 	yaml_parser_t parser;
 	yaml_node_t *root;
 	struct stat st;
-	FILE *fp = fopen(file, "rb");
-	int loaded = 0, ret = -1;
+	FILE *fp;
+	int fd, loaded = 0, ret = -1;
 
 	memset(flat, 0, sizeof(*flat));
-	if (!fp)
+	/* O_NONBLOCK: a FIFO given as the config would block the open until a writer came */
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
 		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
-	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-		fclose(fp);
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
 		return err_set(err, ERR_FATAL, "%s: not a regular file", file);
+	}
+	fp = fdopen(fd, "rb");
+	if (!fp) {
+		close(fd);
+		return err_set(err, ERR_FATAL, "%s: cannot open: %s", file, strerror(errno));
 	}
 	if (!yaml_parser_initialize(&parser)) {
 		fclose(fp);
@@ -743,6 +775,28 @@ static int read_flat(const char *file, yaml_document_t *doc, struct flat_list *f
 	if (!root || root->type != YAML_MAPPING_NODE) {
 		err_set(err, ERR_FATAL, "%s: expected a mapping of sections at the top", file);
 		goto out;
+	}
+	{
+		/* a second document ("---") would be silently left unread */
+		yaml_document_t next;
+		yaml_node_t *next_root;
+
+		if (!yaml_parser_load(&parser, &next)) {
+			err_set(err, ERR_FATAL, "%s:%zu: invalid YAML: %s", file,
+			        parser.problem_mark.line + 1,
+			        parser.problem ? parser.problem : "?");
+			goto out;
+		}
+		next_root = yaml_document_get_root_node(&next);
+		if (next_root &&
+		    !(next_root->type == YAML_SCALAR_NODE && next_root->data.scalar.length == 0)) {
+			err_set(err, ERR_FATAL,
+			        "%s:%d: a second YAML document ('---'): put every key in one", file,
+			        (int)next.start_mark.line + 1);
+			yaml_document_delete(&next);
+			goto out;
+		}
+		yaml_document_delete(&next);
 	}
 	if (flatten(doc, root, "", flat, file, err))
 		goto out;
@@ -784,7 +838,12 @@ static int load_file(const char *file, const struct key_def *defs, size_t ndefs,
 				goto out;
 			}
 		if (!def) {
-			err_set(err, ERR_FATAL, "%s:%d: %s: unknown key", file, f->line, f->key);
+			if (is_section(defs, ndefs, f->key))
+				err_set(err, ERR_FATAL, "%s:%d: %s: expected a mapping of keys",
+				        file, f->line, f->key);
+			else
+				err_set(err, ERR_FATAL, "%s:%d: %s: unknown key", file, f->line,
+				        f->key);
 			goto out;
 		}
 		if (def->type == T_IGNORED) {
@@ -946,12 +1005,17 @@ int config_load(struct config *cfg, const char *path, struct err *err)
 		               "%s: pipeline.queue_depth (%d) must be at least "
 		               "pipeline.batch_size (%d)",
 		               path, cfg->queue_depth, cfg->batch_size);
+	if (config_load_model(&cfg->model, cfg->model_config, err))
+		return config_blame(cfg, "model.config", err);
+	return 0;
+}
+
+int config_check_weights(const struct config *cfg, struct err *err)
+{
 	if (access(cfg->model_weights, R_OK)) {
 		err_set(err, ERR_FATAL, "cannot read %s: %s", cfg->model_weights, strerror(errno));
 		return config_blame(cfg, "model.weights", err);
 	}
-	if (config_load_model(&cfg->model, cfg->model_config, err))
-		return config_blame(cfg, "model.config", err);
 	return 0;
 }
 

@@ -169,6 +169,11 @@ struct config {
  * "file:line: key: reason" and return -1. */
 int config_load(struct config *cfg, const char *path, struct err *err);
 
+/* model.weights is a readable file, or ERR says where it was set. Apart from config_load():
+ * only the commands that load the model need it, so that status, migrate and the others
+ * work before the weights are in place (or after they are lost). */
+int config_check_weights(const struct config *cfg, struct err *err);
+
 /* Prefix ERR's message with where KEY was set: "FILE:LINE: KEY: " (or "FILE: KEY: " for a
  * default), for errors found after loading, such as weights that do not fit. Returns -1. */
 int config_blame(const struct config *cfg, const char *key, struct err *err);

@@ -48,9 +48,15 @@ int csv_column(char *const *fields, int n, const char *name)
 {
 	int i;
 
-	for (i = 0; i < n; i++)
-		if (!strcmp(fields[i], name))
+	for (i = 0; i < n; i++) {
+		const char *f = fields[i];
+
+		/* spreadsheets start their UTF-8 exports with a byte order mark */
+		if (i == 0 && !strncmp(f, "\xef\xbb\xbf", 3))
+			f += 3;
+		if (!strcmp(f, name))
 			return i;
+	}
 	return -1;
 }
 

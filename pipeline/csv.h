@@ -15,7 +15,8 @@
  * after a closing quote or too many fields. */
 int csv_split(char *line, char **fields, int max);
 
-/* Index of column NAME among the N header FIELDS, or -1. */
+/* Index of column NAME among the N header FIELDS, or -1. A UTF-8 byte order mark before
+ * the first field is not part of its name. */
 int csv_column(char *const *fields, int n, const char *name);
 
 /* Read one line of at most CSV_LINE_MAX - 1 bytes into BUF (CSV_LINE_MAX

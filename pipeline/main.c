@@ -51,48 +51,67 @@ enum opt_id {
 	OPT_ROLLBACK,
 };
 
+/* The commands an option goes with; --promote and --rollback count as commands of their
+ * own. An option given to a command it does not go with is a usage error rather than
+ * silently ignored (--dry-run with --promote would still promote). */
+enum {
+	C_RUN = 1 << 0,
+	C_RETRAIN = 1 << 1,
+	C_MIGRATE = 1 << 2,
+	C_EVALUATE = 1 << 3,
+	C_STATUS = 1 << 4,
+	C_REPORT = 1 << 5,
+	C_PROMOTE = 1 << 6,
+	C_ROLLBACK = 1 << 7,
+	C_ALL = 0xff,
+};
+
 struct opt_def {
 	const char *name;
 	int has_arg;
 	int id;
 	const char *arg;
 	const char *help;
+	unsigned cmds; /* C_* */
 };
 
 static const struct opt_def opts[] = {
     {"config", required_argument, OPT_CONFIG, "FILE",
-     "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")"},
+     "pipeline configuration (default $PIPELINE_CONFIG or " DEFAULT_CONFIG ")", C_ALL},
     {"date", required_argument, OPT_DATE, "YYYY-MM-DD",
-     "backfill: only the photos created on that UTC day"},
+     "backfill: only the photos created on that UTC day", C_RUN | C_REPORT},
     {"since", required_argument, OPT_SINCE, "TIME",
-     "backfill from TIME (RFC 3339 or YYYY-MM-DD, UTC), inclusive"},
+     "backfill from TIME (RFC 3339 or YYYY-MM-DD, UTC), inclusive", C_RUN},
     {"until", required_argument, OPT_UNTIL, "TIME",
-     "backfill up to TIME (RFC 3339 or YYYY-MM-DD, UTC), exclusive"},
+     "backfill up to TIME (RFC 3339 or YYYY-MM-DD, UTC), exclusive", C_RUN},
     {"from-db", no_argument, OPT_FROM_DB, NULL,
-     "backfill: process again the photos recorded in the database for the window"},
-    {"dry-run", no_argument, OPT_DRY_RUN, NULL, "decode and embed the photos but write nothing"},
+     "backfill: process again the photos recorded in the database for the window", C_RUN},
+    {"dry-run", no_argument, OPT_DRY_RUN, NULL, "decode and embed the photos but write nothing",
+     C_RUN},
     {"threshold", required_argument, OPT_THRESHOLD, "X",
-     "cosine similarity threshold for grouping (overrides the config)"},
+     "cosine similarity threshold for grouping (overrides the config)", C_RUN | C_REPORT},
     {"stage", required_argument, OPT_STAGE, "NAME",
-     "nightly (default) or retrain: train, evaluate and register a new model"},
-    {"resume", no_argument, OPT_RESUME, NULL, "retrain: continue from the last epoch's checkpoint"},
+     "nightly (default) or retrain: train, evaluate and register a new model", C_RUN | C_RETRAIN},
+    {"resume", no_argument, OPT_RESUME, NULL, "retrain: continue from the last epoch's checkpoint",
+     C_RETRAIN},
     {"promote", required_argument, OPT_PROMOTE, "MODEL_ID",
-     "make a registered model the active one"},
+     "make a registered model the active one", C_PROMOTE},
     {"rollback", no_argument, OPT_ROLLBACK, NULL,
-     "make the model that was active before the last promotion active again"},
+     "make the model that was active before the last promotion active again", C_ROLLBACK},
     {"print-config", no_argument, OPT_PRINT_CONFIG, NULL,
-     "print the effective configuration and exit"},
+     "print the effective configuration and exit", C_ALL},
     {"truth", required_argument, OPT_TRUTH, "CSV",
-     "evaluate: true items, columns image_id,ad_id,item"},
+     "evaluate: true items, columns image_id,ad_id,item", C_EVALUATE},
     {"labels", required_argument, OPT_LABELS, "CSV",
-     "evaluate: labelled photos, columns image,label (retrieval mAP@k)"},
-    {"out", required_argument, OPT_OUT, "DIR", "report: folder for index.html"},
-    {"limit", required_argument, OPT_LIMIT, "N", "status: how many runs to list (default 10)"},
-    {"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)"},
+     "evaluate: labelled photos, columns image,label (retrieval mAP@k)", C_EVALUATE},
+    {"out", required_argument, OPT_OUT, "DIR", "report: folder for index.html", C_REPORT},
+    {"limit", required_argument, OPT_LIMIT, "N", "status: how many runs to list (default 10)",
+     C_STATUS},
+    {"verbose", no_argument, OPT_VERBOSE, NULL, "more log lines (debug for every category)", C_ALL},
     {"debug", required_argument, OPT_DEBUG, "LIST",
-     "debug lines for categories: kafka,pg,vips,torch,all"},
-    {"version", no_argument, OPT_VERSION, NULL, "print the version and exit"},
-    {"help", no_argument, OPT_HELP, NULL, "this help"},
+     "debug lines for categories: kafka,pg,vips,torch,all", C_ALL},
+    {"version", no_argument, OPT_VERSION, NULL, "print the version and exit", C_ALL},
+    {"help", no_argument, OPT_HELP, NULL, "this help", C_ALL},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -201,6 +220,32 @@ static int loads_model(int argc, char **argv)
 	return 1;
 }
 
+static unsigned command_bit(const char *command)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} cmds[] = {{"run", C_RUN},           {"retrain", C_RETRAIN}, {"migrate", C_MIGRATE},
+	            {"evaluate", C_EVALUATE}, {"status", C_STATUS},   {"report", C_REPORT}};
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(command, cmds[i].name))
+			return cmds[i].bit;
+	return 0;
+}
+
+/* The first option of SEEN that does not go with CMD (a C_* bit), or NULL. */
+static const struct opt_def *misplaced_option(const unsigned char *seen, unsigned cmd)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++)
+		if (seen[i] && !(opts[i].cmds & cmd))
+			return &opts[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct option long_opts[NOPTS + 1];
@@ -220,6 +265,9 @@ int main(int argc, char **argv)
 	struct err err = {0};
 	int print_config = 0;
 	int code = RUN_USAGE;
+	unsigned char seen[NOPTS] = {0};
+	const struct opt_def *misplaced;
+	unsigned cmd_bit;
 	size_t i, at = 0;
 	int c;
 
@@ -246,6 +294,9 @@ int main(int argc, char **argv)
 		argc--;
 	}
 	while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+		for (i = 0; i < NOPTS; i++)
+			if (opts[i].id == c)
+				seen[i] = 1;
 		switch (c) {
 		case OPT_CONFIG:
 			config_path = optarg;
@@ -327,11 +378,15 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "pipeline-run: unexpected argument '%s'\n", argv[optind]);
+		if (command_bit(argv[optind]))
+			fprintf(stderr,
+			        "pipeline-run: the command goes first: pipeline-run %s [OPTIONS]\n",
+			        argv[optind]);
+		else
+			fprintf(stderr, "pipeline-run: unexpected argument '%s'\n", argv[optind]);
 		return RUN_USAGE;
 	}
-	if (strcmp(command, "run") && strcmp(command, "migrate") && strcmp(command, "evaluate") &&
-	    strcmp(command, "status") && strcmp(command, "report") && strcmp(command, "retrain")) {
+	if (!command_bit(command)) {
 		fprintf(stderr, "pipeline-run: unknown command '%s' (see --help)\n", command);
 		return RUN_USAGE;
 	}
@@ -350,18 +405,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pipeline-run: --promote: '%s' is not a model id\n", promote);
 		return RUN_USAGE;
 	}
-	if ((promote || rollback) &&
-	    (strcmp(command, "run") || stage || ro.date || rto.resume || (promote && rollback))) {
+	if ((promote || rollback) && (strcmp(command, "run") || stage || (promote && rollback))) {
 		fprintf(stderr,
 		        "pipeline-run: --promote and --rollback go alone (with --config)\n");
 		return RUN_USAGE;
 	}
-	if (rto.resume && strcmp(command, "retrain")) {
-		fprintf(stderr, "pipeline-run: --resume goes with --stage retrain\n");
-		return RUN_USAGE;
-	}
-	if (!strcmp(command, "retrain") && (ro.date || ro.dry_run)) {
-		fprintf(stderr, "pipeline-run: retrain takes no --date or --dry-run\n");
+	cmd_bit = promote ? C_PROMOTE : rollback ? C_ROLLBACK : command_bit(command);
+	misplaced = misplaced_option(seen, cmd_bit);
+	if (misplaced) {
+		if (promote || rollback)
+			fprintf(stderr, "pipeline-run: --%s does not go with --%s\n",
+			        misplaced->name, promote ? "promote" : "rollback");
+		else if (misplaced->id == OPT_RESUME)
+			fprintf(stderr, "pipeline-run: --resume goes with --stage retrain\n");
+		else
+			fprintf(stderr, "pipeline-run: --%s does not go with the %s command\n",
+			        misplaced->name, command);
 		return RUN_USAGE;
 	}
 	if (!strcmp(command, "evaluate") && !truth && !labels) {
@@ -390,7 +449,9 @@ int main(int argc, char **argv)
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg)
 		return RUN_FAILED;
-	if (config_load(cfg, config_path ? config_path : DEFAULT_CONFIG, &err)) {
+	if (config_load(cfg, config_path ? config_path : DEFAULT_CONFIG, &err) ||
+	    ((print_config || cmd_bit == C_RUN || cmd_bit == C_RETRAIN) &&
+	     config_check_weights(cfg, &err))) {
 		fprintf(stderr, "pipeline-run: config: %s\n", err.msg);
 		goto out;
 	}
@@ -399,7 +460,8 @@ int main(int argc, char **argv)
 		char *end;
 		double t = strtod(threshold, &end);
 
-		if (end == threshold || *end || t < -1 || t > 1) {
+		/* written so that NaN fails too: it would mean "auto" further on */
+		if (end == threshold || *end || !(t >= -1 && t <= 1)) {
 			fprintf(stderr,
 			        "pipeline-run: --threshold: '%s' is not a number in "
 			        "[-1, 1]\n",
@@ -410,6 +472,12 @@ int main(int argc, char **argv)
 	}
 	if (from_db)
 		cfg->source = SOURCE_DB;
+	/* a dry run writes nothing: no dead letters (a real run would send them again), no
+	 * metrics file (its success would hide a nightly that did not run) */
+	if (ro.dry_run) {
+		cfg->ks.dead_letter_topic[0] = '\0';
+		cfg->metrics_dir[0] = '\0';
+	}
 	if (print_config) {
 		config_print(cfg, stdout);
 		code = RUN_OK;

@@ -352,11 +352,17 @@ static int op_write_images(struct run *r, void *arg, struct err *err)
 {
 	struct batch *b = arg;
 	struct store_image *imgs = calloc(b->n, sizeof(*imgs));
+	char **owners = calloc(b->n, sizeof(*owners));
+	struct item **at = calloc(b->n, sizeof(*at));
 	size_t i, n = 0;
 	int ret;
 
-	if (!imgs)
+	if (!imgs || !owners || !at) {
+		free(imgs);
+		free(owners);
+		free(at);
 		return err_set(err, ERR_FATAL, "out of memory");
+	}
 	for (i = 0; i < b->n; i++) {
 		const struct item *it = b->items[i];
 		struct store_image *s = &imgs[n];
@@ -376,9 +382,22 @@ static int op_write_images(struct run *r, void *arg, struct err *err)
 		s->content_sha256 = it->sha256[0] ? it->sha256 : NULL;
 		s->embedding = it->embedding;
 		s->dim = it->ok ? r->dim : 0;
+		at[n] = b->items[i];
 		n++;
 	}
-	ret = n ? store_write_images(r->store, r->run_id, r->model_id, imgs, n, err) : 0;
+	ret = n ? store_write_images(r->store, r->run_id, r->model_id, imgs, n, owners, err) : 0;
+	for (i = 0; i < n; i++) {
+		char reason[sizeof(at[i]->failure_reason)];
+
+		if (!owners[i])
+			continue;
+		/* recorded as failed by the store; counted as such from here on */
+		snprintf(reason, sizeof(reason), "image id belongs to another ad: %s", owners[i]);
+		item_fail(at[i], "store", reason);
+		free(owners[i]);
+	}
+	free(owners);
+	free(at);
 	free(imgs);
 	return ret;
 }
@@ -820,6 +839,8 @@ int run_nightly(const struct config *cfg, const struct run_opts *o)
 		code = RUN_USAGE;
 		goto out;
 	}
+	/* LIMIT: the configured weights are loaded (to register them) even when another model
+	 * is active and embeds instead: about a second and a warning about unused weights */
 	if (open_model(&r, &cfg->model, cfg->model_weights, &err)) {
 		/* the model's device errors start with "unknown device" or "device " */
 		int device =

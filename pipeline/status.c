@@ -63,7 +63,14 @@ static int print_model(struct store *s, FILE *out, struct err *err)
 	                "SELECT model_id, backbone, coalesce(threshold::text, 'none tuned'),"
 	                " embedding_dim, image_width, image_height,"
 	                " to_char(promoted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
-	                " weights_path, runs, metrics::text"
+	                " weights_path, runs,"
+	                /* the scalar metrics only, 4 digits: the per-epoch history is in SQL */
+	                " coalesce((SELECT string_agg(key || '=' || CASE jsonb_typeof(value)"
+	                " WHEN 'number' THEN trim_scale(round(value::text::numeric, 4))::text"
+	                " ELSE value #>> '{}' END, ' ' ORDER BY key)"
+	                " FROM jsonb_each(CASE jsonb_typeof(metrics) WHEN 'object' THEN metrics"
+	                " ELSE '{}' END)"
+	                " WHERE jsonb_typeof(value) IN ('number', 'string', 'boolean')), '-')"
 	                " FROM model_history WHERE status = 'active'",
 	                0, NULL, 1, &r, err))
 		return -1;

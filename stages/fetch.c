@@ -85,7 +85,11 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 	int fd = -1;
 	int ret = -1;
 
-	if (url_unescape(url + strlen("file://"), path, sizeof(path)))
+	url += strlen("file://");
+	/* file://localhost/path names this host, like file:///path (RFC 8089) */
+	if (!strncasecmp(url, "localhost/", 10))
+		url += strlen("localhost");
+	if (url_unescape(url, path, sizeof(path)))
 		return err_set(err, ERR_INPUT, "bad file url");
 	if (path[0] != '/')
 		return err_set(err, ERR_INPUT, "file url must hold an absolute path");
@@ -98,7 +102,9 @@ static int read_file(const struct fetch *f, const char *url, void **buf, size_t 
 		err_set(err, ERR_INPUT, "file url outside the allowed folders");
 		goto out;
 	}
-	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever
+	 * and past SIGTERM; it changes nothing for the regular files we go on to read */
+	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st)) {
 		err_set(err, ERR_INPUT, "cannot open photo: %s", strerror(errno));
 		goto out;
@@ -202,10 +208,22 @@ static int address_private(const struct sockaddr *sa)
 		                                           0, 0, 0, 0, 0xff, 0xff};
 		struct sockaddr_in v4;
 
-		if (!memcmp(b, v4mapped, 12)) {
+		static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0,
+		                                        0, 0,    0,    0,    0, 0};
+		static const unsigned char compat[12] = {0};
+		const unsigned char *embedded = NULL;
+
+		/* IPv6 forms that carry an IPv4 address a gateway may reach: mapped ::ffff:a.b.c.d,
+		 * NAT64 64:ff9b::a.b.c.d, the old compatible ::a.b.c.d, 6to4 2002:aabb:ccdd:: */
+		if (!memcmp(b, v4mapped, 12) || !memcmp(b, nat64, 12) ||
+		    (!memcmp(b, compat, 12) && (b[12] | b[13] | b[14]) != 0))
+			embedded = b + 12;
+		else if (b[0] == 0x20 && b[1] == 0x02)
+			embedded = b + 2;
+		if (embedded) {
 			memset(&v4, 0, sizeof(v4));
 			v4.sin_family = AF_INET;
-			memcpy(&v4.sin_addr, b + 12, 4);
+			memcpy(&v4.sin_addr, embedded, 4);
 			return address_private((const struct sockaddr *)&v4);
 		}
 		return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)b) ||
@@ -326,7 +344,8 @@ int fetch_url(const struct fetch *f, const char *url, void **buf, size_t *len, s
 {
 	*buf = NULL;
 	*len = 0;
-	if (!strncmp(url, "file://", 7))
+	/* schemes are case-insensitive (the event parser lets FILE:// through too) */
+	if (!strncasecmp(url, "file://", 7))
 		return read_file(f, url, buf, len, err);
 	if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8))
 		return read_http(f, url, buf, len, err);

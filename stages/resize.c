@@ -450,9 +450,17 @@ static int cmyk_thumbnail(const struct resize_opts *o, const void *buf, size_t l
 		return -1;
 	if (vips_extract_band(t[0], &t[1], 0, "n", 4, NULL) ||
 	    vips_resize(t[1], &t[2], (double)tw / t[1]->Xsize, "vscale", (double)th / t[1]->Ysize,
-	                NULL) ||
-	    vips_autorot(t[2], &t[3], NULL))
+	                NULL))
 		return -1;
+	/* as in jpeg_shrunk(): turning reads out of order, which the sequential load refuses
+	 * (a 1200x900 CMYK photo under orientations 3-8 failed at 512 px): turn a copy of the
+	 * small resized picture */
+	if (vips_image_get_orientation(hdr) > 1) {
+		if (!(t[11] = vips_image_copy_memory(t[2])) || vips_autorot(t[11], &t[3], NULL))
+			return -1;
+	} else if (vips_copy(t[2], &t[3], NULL)) {
+		return -1;
+	}
 	if (icc) {
 		if (vips_icc_transform(t[3], &t[4], "srgb", "embedded", TRUE, NULL))
 			return -1;
@@ -823,7 +831,8 @@ int resize_file(const struct resize_opts *o, const char *path, float *out, struc
 	if (!o || !path)
 		return err_set(err, ERR_FATAL, "resize_file() needs options and a path");
 	max_bytes = o->max_bytes ? o->max_bytes : RESIZE_DEFAULT_MAX_BYTES;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO would otherwise block the open until a writer came */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		/* Running out of descriptors or memory passes; a missing file does not. */
 		enum err_kind kind =

@@ -124,7 +124,8 @@ int source_parse_time(const char *s, time_t *out)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		sign = *p++ == '+' ? 1 : -1;
-		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+		/* PostgreSQL refuses offsets of 16 hours and more (and no zone has one) */
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 15 || om > 59)
 			return -1;
 	} else {
 		return -1;
@@ -183,6 +184,9 @@ int source_window_parse(const char *date, const char *since, const char *until,
 		               "bad --until '%s': expected an RFC 3339 timestamp "
 		               "or YYYY-MM-DD",
 		               until);
+	if (!until && win->since >= SOURCE_TIME_MAX)
+		return err_set(err, ERR_FATAL,
+		               "--since '%s' is past 2100-01-01, where an open window ends", since);
 	if (win->until <= win->since)
 		return err_set(err, ERR_FATAL, "--until must be after --since");
 	return 0;

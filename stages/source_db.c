@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "log.h"
 #include "source_impl.h"
 #include "store.h"
 
@@ -20,11 +22,26 @@ struct source_db {
 	int end;
 	char after_ts[40], after_id[ITEM_ID_MAX];
 	int have_after;
+	long long rows; /* handed out so far */
 };
 
 static int copy_field(char *dst, size_t cap, const char *v)
 {
 	return (size_t)snprintf(dst, cap, "%s", v) >= cap ? -1 : 0;
+}
+
+/* A wrong date is the likely cause of an empty window: say so rather than end "ok". */
+static void warn_empty(const struct source_window *w)
+{
+	char since[32] = "-", until[32] = "-";
+	struct tm tm;
+
+	if (w->since && gmtime_r(&w->since, &tm))
+		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (w->until && w->until != SOURCE_TIME_MAX && gmtime_r(&w->until, &tm))
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_warn("source", "no photos recorded in ad_images for the window", "since=%s until=%s",
+	         since, until);
 }
 
 static int db_next(struct source *src, struct item *it, struct err *err)
@@ -42,9 +59,13 @@ static int db_next(struct source *src, struct item *it, struct err *err)
 		                      d->have_after ? d->after_id : NULL, DB_PAGE, &d->page, err))
 			return -1;
 		d->end = d->page.n < DB_PAGE;
-		if (d->page.n == 0)
+		if (d->page.n == 0) {
+			if (!d->rows)
+				warn_empty(&d->win);
 			return 0;
+		}
 	}
+	d->rows++;
 	r = &d->page.rows[d->at++];
 	snprintf(d->after_ts, sizeof(d->after_ts), "%s", r->created_at);
 	snprintf(d->after_id, sizeof(d->after_id), "%s", r->image_id);

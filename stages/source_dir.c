@@ -145,6 +145,9 @@ static int dir_next(struct source *src, struct item *it, struct err *err)
 		              "created_at", it))
 			return 1;
 		if (source_parse_time(it->created_at, &t)) {
+			/* not stored: the database would refuse some such values (2026-02-30),
+			 * and with them the whole batch */
+			it->created_at[0] = '\0';
 			item_fail(it, "source", "created_at is not an RFC 3339 timestamp");
 			return 1;
 		}

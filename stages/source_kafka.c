@@ -54,6 +54,10 @@ struct source_kafka {
 
 	long long taken, bad, skipped, dlq_failed;
 	int commits, commit_errors;
+	/* backfill: partitions ended by a message stamped past the window, and the first */
+	int late_parts;
+	int32_t late_part;
+	int64_t late_offset, late_ms;
 	struct timespec last_progress;
 	int closing; /* leaving the group: the run has decided about commits */
 	int fatal;   /* a fatal client error was reported */
@@ -736,8 +740,14 @@ static int kafka_next(struct source *src, struct item *it, struct err *err)
 			/* LIMIT: a backfill stops a partition at the first message
 			 * stamped past the window plus the margin, so producer
 			 * timestamps must follow created_at within the margin */
-			if (m->offset >= kp->bound ||
-			    (k->backfill && rd_kafka_message_timestamp(m, NULL) > k->stop_ms)) {
+			int64_t ts = rd_kafka_message_timestamp(m, NULL);
+
+			if (m->offset >= kp->bound || (k->backfill && ts > k->stop_ms)) {
+				if (m->offset < kp->bound && !k->late_parts++) {
+					k->late_part = m->partition;
+					k->late_offset = m->offset;
+					k->late_ms = ts;
+				}
 				mark_done(k, m->partition, kp);
 			} else if (message_item(k, m, kp, it)) {
 				got = 1;
@@ -765,12 +775,30 @@ static void kafka_close(struct source *src)
 	struct source_kafka *k = (struct source_kafka *)src;
 	int i;
 
+	if (k->rk && k->backfill && k->taken == 0 && k->late_parts) {
+		/* the usual cause: events produced (stamped) long after their created_at */
+		time_t t = (time_t)(k->late_ms / 1000);
+		struct tm tm;
+		char when[32] = "?";
+
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		log_warn(
+		    "kafka", "backfill found no events: messages are stamped after the window",
+		    "topic=%s partitions=%d first_partition=%d first_offset=%" PRId64
+		    " first_timestamp=%s clock_skew_s=%d hint=\"a backfill reads messages stamped"
+		    " up to clock_skew_s after the window; raise kafka_source.clock_skew_s, or use"
+		    " --from-db for photos already recorded\"",
+		    k->cfg->ks.topic, k->late_parts, (int)k->late_part, k->late_offset, when,
+		    k->cfg->ks.clock_skew_s);
+	}
 	if (k->rk) {
 		log_info("kafka", "source closed",
 		         "topic=%s mode=%s events=%lld bad=%lld "
-		         "outside_window=%lld commits=%d commit_errors=%d dead_letter_failed=%lld",
+		         "outside_window=%lld stamped_after_window=%d commits=%d commit_errors=%d "
+		         "dead_letter_failed=%lld",
 		         k->cfg->ks.topic, k->backfill ? "backfill" : "group", k->taken, k->bad,
-		         k->skipped, k->commits, k->commit_errors, k->dlq_failed);
+		         k->skipped, k->late_parts, k->commits, k->commit_errors, k->dlq_failed);
 		/* leaves the group; the end of the run has committed, or has
 		 * decided not to */
 		k->closing = 1;
@@ -839,6 +867,8 @@ struct source *source_kafka_open(const struct config *cfg, const struct source_w
 		if (backfill_start(k, err))
 			goto fail;
 	} else {
+		/* LIMIT: a nightly --dry-run joins the consumer group like a real run (it commits
+		 * nothing), so workers running at that moment go through a rebalance */
 		sub = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_topic_partition_list_add(sub, cfg->ks.topic, RD_KAFKA_PARTITION_UA);
 		e = rd_kafka_subscribe(k->rk, sub);

@@ -80,6 +80,9 @@ static int store_fail(struct store *s, const PGresult *res, const char *what, st
 		kind = ERR_RETRY;
 	if (!text || !*text)
 		text = PQerrorMessage(s->conn);
+	/* a database never migrated (status, report or evaluate run first) */
+	if ((!hint || !*hint) && state && !strcmp(state, "42P01"))
+		hint = "pipeline-run migrate creates the pipeline's tables and views";
 	/* the server's hint says what to do ("Check free disk space.") */
 	snprintf(msg, sizeof(msg), "%s%s%s%s", text && *text ? text : "no message from libpq",
 	         hint && *hint ? " (hint: " : "", hint && *hint ? hint : "",
@@ -366,6 +369,12 @@ static int migrations_list(const char *dir, struct migration **out, size_t *n, s
 		list[count].version = version;
 		snprintf(list[count].file, sizeof(list[count].file), "%s", de->d_name);
 		count++;
+	}
+	if (count == 0) {
+		/* a wrong database.sql_dir would otherwise surface as missing tables */
+		err_set(err, ERR_FATAL,
+		        "store: migrations dir %s holds no migrations (NNN_name.sql)", dir);
+		goto out;
 	}
 	qsort(list, count, sizeof(*list), migration_cmp);
 	for (i = 1; i < count; i++) {
@@ -866,16 +875,26 @@ static int store_temp_tables(struct store *s, struct err *err)
 
 /* ---- batches ---- */
 
-/* A batch item by its key, and where it sits in the caller's array. */
+/* A batch item by its key (and second key, or NULL), and where it sits in the caller's
+ * array. */
 struct keyed {
-	const char *key;
+	const char *key, *sub;
 	size_t at;
 };
+
+static int keyed_same(const struct keyed *x, const struct keyed *y)
+{
+	int c = strcmp(x->key, y->key);
+
+	if (!c && x->sub && y->sub)
+		c = strcmp(x->sub, y->sub);
+	return c;
+}
 
 static int keyed_cmp(const void *a, const void *b)
 {
 	const struct keyed *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
+	int c = keyed_same(x, y);
 
 	if (c)
 		return c;
@@ -892,7 +911,7 @@ static size_t keyed_unique_last(struct keyed *ks, size_t n)
 
 	qsort(ks, n, sizeof(*ks), keyed_cmp);
 	for (i = 0; i < n; i++)
-		if (i + 1 == n || strcmp(ks[i].key, ks[i + 1].key) != 0)
+		if (i + 1 == n || keyed_same(&ks[i], &ks[i + 1]) != 0)
 			ks[kept++] = ks[i];
 	return kept;
 }
@@ -1001,7 +1020,8 @@ static const char sql_upsert_images[] =
     " failure_stage = excluded.failure_stage, failure_reason = excluded.failure_reason,"
     " width = excluded.width, height = excluded.height,"
     " content_sha256 = excluded.content_sha256, changed_run_id = excluded.changed_run_id"
-    " WHERE (a.ad_id, a.url, a.created_at, a.source, a.status, a.failure_stage,"
+    " WHERE a.ad_id = excluded.ad_id AND (a.ad_id, a.url, a.created_at, a.source, a.status, "
+    "a.failure_stage,"
     " a.failure_reason, a.width, a.height, a.content_sha256)"
     " IS DISTINCT FROM (excluded.ad_id, excluded.url, excluded.created_at, excluded.source,"
     " excluded.status, excluded.failure_stage, excluded.failure_reason, excluded.width,"
@@ -1033,8 +1053,58 @@ static const char sql_delete_image_failures[] =
     "DELETE FROM failures f USING pg_temp.store_images_in t"
     " WHERE t.ok AND f.key = 'image:' || t.image_id";
 
+/* An image id belongs to the ad it was first recorded with (of several ads in one batch, the
+ * smallest id): an entry of it for another ad leaves the batch, with a failure keyed by its
+ * source. Moving the photo would silently take it out of its first ad, whose groups would
+ * then name a photo it no longer has. Run before the upsert, and after it for a row another
+ * writer recorded meanwhile (the upsert does not move rows, and locks the ones it finds). */
+#define SQL_IMAGE_CONFLICTS(owners)                                                                \
+	"WITH gone AS (DELETE FROM pg_temp.store_images_in t USING (" owners ") o"                 \
+	" WHERE o.image_id = t.image_id AND t.ad_id <> o.owner"                                    \
+	" RETURNING t.ord, t.image_id, t.ad_id, t.source, o.owner),"                               \
+	" f AS (INSERT INTO failures AS f (key, image_id, ad_id, stage, reason, run_id)"           \
+	" SELECT coalesce(nullif(source, ''), 'image:' || image_id || '@' || ad_id), image_id,"    \
+	" ad_id, 'store', 'image id belongs to another ad: ' || owner, $1::bigint FROM gone"       \
+	" ON CONFLICT (key) DO UPDATE SET image_id = excluded.image_id, ad_id = excluded.ad_id,"   \
+	" stage = excluded.stage, reason = excluded.reason, run_id = excluded.run_id"              \
+	" WHERE (f.image_id, f.ad_id, f.stage, f.reason)"                                          \
+	" IS DISTINCT FROM (excluded.image_id, excluded.ad_id, excluded.stage, excluded.reason))"  \
+	" SELECT ord, owner FROM gone"
+
+static const char sql_image_conflicts_before[] = SQL_IMAGE_CONFLICTS(
+    "SELECT t.image_id, coalesce(min(a.ad_id), min(t.ad_id)) AS owner"
+    " FROM pg_temp.store_images_in t LEFT JOIN ad_images a ON a.image_id = t.image_id"
+    " GROUP BY t.image_id");
+
+static const char sql_image_conflicts_after[] =
+    SQL_IMAGE_CONFLICTS("SELECT a.image_id, a.ad_id AS owner FROM ad_images a"
+                        " JOIN pg_temp.store_images_in i ON i.image_id = a.image_id");
+
+/* A source line stored fine now no longer carries an older conflict. */
+static const char sql_delete_conflict_failures[] =
+    "DELETE FROM failures f USING pg_temp.store_images_in t"
+    " WHERE f.key = t.source AND f.stage = 'store'";
+
+/* Remember the entries a conflict statement took out: OWNERS[at] = the owning ad. */
+static int take_conflicts(PGresult *r, const struct keyed *ks, size_t kept, char **owners,
+                          struct err *err)
+{
+	int i;
+
+	for (i = 0; i < PQntuples(r); i++) {
+		long ord = strtol(PQgetvalue(r, i, 0), NULL, 10);
+
+		if (ord < 0 || (size_t)ord >= kept)
+			return err_set(err, ERR_FATAL, "store: conflict row %ld out of range", ord);
+		if (owners && !owners[ks[ord].at] &&
+		    !(owners[ks[ord].at] = strdup(PQgetvalue(r, i, 1))))
+			return err_set(err, ERR_FATAL, "out of memory");
+	}
+	return 0;
+}
+
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
-                       const struct store_image *imgs, size_t n, struct err *err)
+                       const struct store_image *imgs, size_t n, char **owners, struct err *err)
 {
 	char run[24], model[24];
 	const char *params[2];
@@ -1042,7 +1112,7 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 	struct copy_buf b = {0};
 	size_t i, kept, n_ok = 0;
 	int dim = 0, model_d = 0, rc = -1;
-	PGresult *up = NULL;
+	PGresult *up = NULL, *conf = NULL;
 
 	if (n == 0)
 		return 0;
@@ -1056,6 +1126,7 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 		return err_set(err, ERR_FATAL, "store: out of memory for %zu photos", n);
 	for (i = 0; i < n; i++) {
 		ks[i].key = imgs[i].image_id;
+		ks[i].sub = imgs[i].ad_id;
 		ks[i].at = i;
 	}
 	kept = keyed_unique_last(ks, n);
@@ -1090,7 +1161,18 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 
 	/* LIMIT: created_at is parsed by the server; one malformed value fails
 	 * the whole batch and the message does not say which photo had it. */
-	if (store_exec(s, "upsert ad_images", sql_upsert_images, 1, params, 0, &up, err))
+	if (store_exec(s, "find image ids of other ads", sql_image_conflicts_before, 1, params, 0,
+	               &conf, err) ||
+	    take_conflicts(conf, ks, kept, owners, err))
+		goto out;
+	PQclear(conf);
+	conf = NULL;
+	if (store_exec(s, "upsert ad_images", sql_upsert_images, 1, params, 0, &up, err) ||
+	    store_exec(s, "find image ids of other ads", sql_image_conflicts_after, 1, params, 0,
+	               &conf, err) ||
+	    take_conflicts(conf, ks, kept, owners, err) ||
+	    store_exec(s, "delete resolved conflicts", sql_delete_conflict_failures, 0, NULL, 0,
+	               NULL, err))
 		goto out;
 	if (n_ok > 0 && (store_exec(s, "upsert image_embeddings", sql_upsert_embeddings, 2, params,
 	                            0, NULL, err) ||
@@ -1106,9 +1188,15 @@ int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
 	          kept, n_ok, PQcmdTuples(up));
 	rc = 0;
 out:
-	if (rc)
+	if (rc) {
 		store_rollback(s);
+		for (i = 0; owners && i < n; i++) {
+			free(owners[i]);
+			owners[i] = NULL;
+		}
+	}
 	PQclear(up);
+	PQclear(conf);
 	free(b.data);
 	free(ks);
 	return rc;

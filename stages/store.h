@@ -163,11 +163,16 @@ struct store_image {
 
 /* Upsert N photos in one transaction: ad_images for all, image_embeddings
  * (for MODEL_ID) for the ok ones, failures for the failed ones (a photo that
- * succeeds later has its failure row removed). An image id given twice keeps
- * its last entry. A missing id, a non-finite float or an embedding size other
- * than the model's is ERR_FATAL and nothing is written. */
+ * succeeds later has its failure row removed). An image id given twice for one
+ * ad keeps its last entry. An image id belongs to the ad it was first recorded
+ * with (of several ads in one batch: the smallest ad id): an entry of it for
+ * another ad is left out, with a failure keyed by its source ("image id belongs
+ * to another ad: AD"), and OWNERS[i] (when OWNERS, N entries, is not NULL) is set
+ * to a malloc'd copy of the owning ad id for it; the caller frees them. A missing
+ * id, a non-finite float or an embedding size other than the model's is ERR_FATAL
+ * and nothing is written. */
 int store_write_images(struct store *s, int64_t run_id, int64_t model_id,
-                       const struct store_image *imgs, size_t n, struct err *err);
+                       const struct store_image *imgs, size_t n, char **owners, struct err *err);
 
 /* A failure that is not tied to a stored photo (a bad CSV line, a poison
  * event). KEY identifies the item uniquely ("ads.csv:17", "topic/2@55");

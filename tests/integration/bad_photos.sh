@@ -1,5 +1,7 @@
-# Photos that are truncated, empty, not images, missing or outside the images
-# folder are recorded as failed with a reason; the others are embedded and
+# Photos that are truncated, empty, not images, missing, outside the images
+# folder or not regular files (a FIFO would block a read forever, a folder) are
+# recorded as failed with a reason, and so are rows whose created_at the database
+# would refuse (alone, not failing their whole batch); the others are embedded and
 # grouped, and the run exits 3.
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -9,7 +11,11 @@ cp "$DATA/images/bicycle_final/111085122871_0.JPG" "$T/img/good0.jpg"
 cp "$DATA/images/bicycle_final/111085122871_1.JPG" "$T/img/good1.jpg"
 cp "$H/truncated-half.jpg" "$H/empty.jpg" "$H/text-named.jpg" "$T/img/"
 ln -s /etc/passwd "$T/img/escape.jpg"
-cat >"$T/ads.csv" <<EOC
+mkfifo "$T/img/fifo.jpg"
+mkdir "$T/img/folder.jpg"
+# a spreadsheet's byte order mark before the header
+printf '\357\273\277' >"$T/ads.csv"
+cat >>"$T/ads.csv" <<EOC
 ad_id,image_id,image,created_at
 500,1,good0.jpg,2026-11-30T10:00:00Z
 500,2,good1.jpg,2026-11-30T10:00:01Z
@@ -20,10 +26,14 @@ ad_id,image_id,image,created_at
 501,7,escape.jpg,2026-11-30T10:00:06Z
 501,8,../../etc/passwd,2026-11-30T10:00:07Z
 501,,good0.jpg,2026-11-30T10:00:08Z
+501,9,fifo.jpg,2026-11-30T10:00:09Z
+501,10,folder.jpg,2026-11-30T10:00:10Z
+501,11,good1.jpg,2026-02-30T10:00:11Z
+501,12,good1.jpg,2026-11-30T10:00:12+16:00
 EOC
 write_config "$T/ads.csv" "$T/img"
-run_pipeline 3 --config "$CFG"
-grep -q 'photos_in=9 embedded=2 failed=7' "$T/run.log" || fail "summary counts"
+RUN_TIMEOUT=60 run_pipeline 3 --config "$CFG"
+grep -q 'photos_in=13 embedded=2 failed=11' "$T/run.log" || fail "summary counts"
 
 reason() {
 	q "select failure_stage || ': ' || failure_reason from ad_images where image_id = '$1'"
@@ -36,9 +46,13 @@ reason 5 | grep -q "not an image\|not a known" || fail "text: $(reason 5)"
 reason 6 | grep -q "fetch: cannot open photo" || fail "missing: $(reason 6)"
 reason 7 | grep -q "fetch: file url outside the allowed folders" || fail "symlink: $(reason 7)"
 reason 8 | grep -q "source: .*leaves the images folder" || fail "dotdot: $(reason 8)"
+expect_eq "$(reason 9)" "fetch: not a regular file" "fifo"
+expect_eq "$(reason 10)" "fetch: not a regular file" "folder"
+expect_eq "$(reason 11)" "source: created_at is not an RFC 3339 timestamp" "no such day"
+expect_eq "$(reason 12)" "source: created_at is not an RFC 3339 timestamp" "offset of 16 h"
 expect_eq "$(q "select stage || ': ' || reason from failures where key = 'ads.csv:10'")" \
 	"source: missing image_id" "row without an image id"
-expect_eq "$(q 'select count(*) from failures')" 7 "failure rows"
+expect_eq "$(q 'select count(*) from failures')" 11 "failure rows"
 expect_eq "$(q "select count(*) from image_groups")" 2 "only good photos are grouped"
 expect_eq "$(q "select status from pipeline_runs")" "partial" "run status"
 

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kafka.sh"
 
-kafka_start -b 2 -t ad-images:4
+kafka_start -b 2 -t ad-images:4 -t late:1
 sop_events | kafka_produce ad-images
 
 # the nightly group has a position somewhere in the middle
@@ -55,6 +55,10 @@ run_pipeline 0 --config "$CFG" --date 2026-11-29 --from-db
 expect_eq "$(table_digest ad_images)" "$ad_images_before" "photos after a rebuild from the database"
 expect_eq "$(groups)" "$groups_before" "groups rebuilt from the database"
 expect_eq "$(q 'select count(*) from image_embeddings')" "$(day_photos 2026-11-29)" "embeddings"
+# a date nothing was recorded for: said, not a silent "ok" with no photos
+run_pipeline 0 --config "$CFG" --date 2026-01-01 --from-db
+grep -q 'msg="no photos recorded in ad_images for the window" since=2026-01-01T00:00:00Z' \
+	"$T/run.log" || fail "empty --from-db window not reported"
 # a range across two days
 run_pipeline 0 --config "$CFG" --since 2026-11-29T12:00:00Z --until 2026-11-30T06:00:00Z
 range=$(awk -F, 'NR > 1 && $4 >= "2026-11-29T12:00:00Z" && $4 < "2026-11-30T06:00:00Z"' \
@@ -63,6 +67,18 @@ grep -q "photos_in=$range " "$T/run.log" || fail "range run read other than $ran
 expect_eq "$(q "select count(*) from ad_images where created_at >= '2026-11-30T00:00:00Z'")" \
 	"$(awk -F, 'NR > 1 && $4 >= "2026-11-30T00:00:00Z" && $4 < "2026-11-30T06:00:00Z"' \
 		"$DATA/ads.csv" | wc -l)" "photos of the range's second day"
+
+# events produced (stamped) days after their created_at, as a test event made with kcat
+# today is: the backfill cannot find them, and says why instead of a silent zero
+sop_events 2026-11-29 >"$T/late.txt"
+awk -F'\t' -v OFS='\t' 'NR <= 5 { $2 = 0; print }' "$T/late.txt" | kafka_produce late
+KAFKA_TOPIC=late write_kafka_config bf-late
+run_pipeline 0 --config "$CFG" --date 2026-11-29
+grep -q "photos_in=0 " "$T/run.log" || fail "late events were read"
+grep -q 'msg="backfill found no events: messages are stamped after the window"' "$T/run.log" ||
+	fail "no hint for a backfill that found nothing"
+grep -q "stamped_after_window=1 " "$T/run.log" || fail "late partitions not counted"
+write_kafka_config bf-nightly "max_events: 60"
 
 # windows are checked before any work
 run_pipeline 2 --config "$CFG" --from-db

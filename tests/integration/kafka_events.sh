@@ -1,9 +1,11 @@
 # Bad events from Kafka, produced with kcat next to good ones: malformed JSON,
 # wrong types, missing fields, an oversized value, NUL, invalid UTF-8, a key
 # that is not the ad id, a disallowed scheme, file:// urls that leave the
-# allowed folder by "..", by a symlink or by an absolute path. Each is a
+# allowed folder by "..", by a symlink or by an absolute path, an image id already
+# taken by another ad. Each is a
 # failure row with its origin and reason (and a dead letter when it is bad as
-# an event); the good events, SQL-looking and unicode ids included, are
+# an event); the good events, SQL-looking and unicode ids, FILE:// and
+# file://localhost/ urls included, are
 # stored verbatim; the run exits 3.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kafka.sh"
@@ -40,18 +42,26 @@ img="file://$T/img"
 	printf '711\t{"ad_id": "711", "image_id": "715", "url": "gopher://h/x.jpg", %s}\n' "$at"
 	printf '999\t{"ad_id": "716", "image_id": "717", "url": "file:///x", %s}\n' "$at"
 	printf '718\t{"ad_id": "\xff\xfe", "image_id": "719", "url": "file:///x", %s}\n' "$at"
+	printf '720\t{"ad_id": "720", "image_id": "721", "url": "FILE://%s/img/good0.jpg", %s}\n' "$T" "$at"
+	printf '720\t{"ad_id": "720", "image_id": "722", "url": "file://localhost%s/img/good1.jpg", %s}\n' "$T" "$at"
+	printf '723\t{"ad_id": "723", "image_id": "701", "url": "file://%s/img/good2.jpg", %s}\n' "$T" "$at"
 } >"$T/events.txt"
 kcat -b "$BOOTSTRAP" -t ad-images -P -K $'\t' -l "$T/events.txt"
 
 write_kafka_config events "max_event_bytes: 1024
 dead_letter_topic: ad-images-dlq"
 sed -i "s|images_root: .*|images_root: $T/img|" "$CFG"
+# a dry run first: it sends no dead letters and commits nothing
+run_pipeline 3 --config "$CFG" --dry-run
+expect_eq "$("$KMOCK" consume "$BOOTSTRAP" ad-images-dlq | wc -l)" 0 "dead letters of a dry run"
+expect_eq "$(kafka_committed_sum events)" 0 "offsets committed by a dry run"
 run_pipeline 3 --config "$CFG"
-grep -q 'photos_in=15 embedded=4 failed=11' "$T/run.log" || fail "summary counts"
+grep -q 'photos_in=18 embedded=6 failed=12' "$T/run.log" || fail "summary counts"
 
 velo="v$(printf '\xc3\xa9')lo-$(printf '\xf0\x9f\x9a\xb2')"
 expect_eq "$(q "select string_agg(image_id, ',' order by image_id collate \"C\") from ad_images
-	where status = 'embedded'")" "701,702,$velo,$sql_id" "embedded photos, ids verbatim"
+	where status = 'embedded'")" "701,702,721,722,$velo,$sql_id" \
+	"embedded photos, ids verbatim"
 expect_eq "$(q "select ad_id from ad_images where image_id = \$\$$sql_id\$\$")" "$sql_id" \
 	"SQL-looking ad id stored verbatim"
 expect_eq "$(q "select group_id from image_groups where ad_id = \$\$$sql_id\$\$")" \
@@ -77,14 +87,16 @@ event holds a NUL character
 event of 2104 bytes is over the limit of 1024
 field ad_id is not valid UTF-8 or holds control characters
 field ad_id must be a string
+image id belongs to another ad: 700
 malformed JSON at byte 28
 message key does not match ad_id
 EOW
 diff "$T/want.txt" "$T/reasons.txt" || fail "reasons of events without an identity"
-expect_eq "$(q 'select count(*) from failures')" 11 "failure rows"
+expect_eq "$(q 'select count(*) from failures')" 12 "failure rows"
+expect_eq "$(q "select ad_id from ad_images where image_id = '701'")" 700 "701 stays with its ad"
 
 # bad events also went to the dead-letter topic, unchanged
 "$KMOCK" consume "$BOOTSTRAP" ad-images-dlq >"$T/dlq.txt"
 expect_eq "$(wc -l <"$T/dlq.txt")" 8 "dead letters"
 grep -q '"image_id": "715", "url": "gopher' "$T/dlq.txt" || fail "dead letter value changed"
-expect_eq "$(kafka_committed_sum events)" 15 "offsets committed past the bad events"
+expect_eq "$(kafka_committed_sum events)" 18 "offsets committed past the bad events"

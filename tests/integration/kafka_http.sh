@@ -66,10 +66,19 @@ expect_eq "$(reason 809)" "fetch: http: host not found" "unresolvable host"
 reason 810 | grep -q "^fetch: http: timed out" || fail "dripping server: $(reason 810)"
 expect_eq "$(q "select count(*) from failures where key like 'image:%'")" 8 "failure rows"
 
-# by default an event cannot make the pipeline reach loopback
-ev 811 "$H/img/good0.jpg" | kcat -b "$BOOTSTRAP" -t private -P -K $'\t'
+# by default an event cannot make the pipeline reach loopback, also not through IPv6 forms
+# that carry an IPv4 address (NAT64, IPv4-compatible, 6to4)
+{
+	ev 811 "$H/img/good0.jpg"
+	ev 812 "http://[64:ff9b::7f00:1]:$port/img/good0.jpg"
+	ev 813 "http://[::7f00:1]:$port/img/good0.jpg"
+	ev 814 "http://[2002:a00:1::1]:$port/img/good0.jpg"
+} | kcat -b "$BOOTSTRAP" -t private -P -K $'\t'
 sed -i 's/allow_private_networks: true/allow_private_networks: false/' "$CFG"
 sed -i 's/topic: ad-images/topic: private/' "$CFG"
 run_pipeline 3 --config "$CFG"
-expect_eq "$(reason 811)" \
-	"fetch: http: address not allowed (loopback, private or link-local network)" "loopback refused"
+for id in 811 812 813 814; do
+	expect_eq "$(reason $id)" \
+		"fetch: http: address not allowed (loopback, private or link-local network)" \
+		"private address refused ($id)"
+done

@@ -64,8 +64,6 @@ done
 
 # the fresh-host guide, with the installed binary and config
 mkdir -p "$P/var/lib/pipeline-run/incoming" "$P/metrics"
-cp "$SHARED/models/mobilenetv2_100.coral_imagenet.safetensors" \
-	"$P/var/lib/pipeline-run/models/current.safetensors"
 awk -F, 'NR == 1 || $1 == "9000003" || $1 == "9000001"' "$DATA/ads.csv" \
 	>"$P/var/lib/pipeline-run/incoming/ads.csv"
 ln -s "$DATA/images" "$P/var/lib/pipeline-run/incoming/images"
@@ -78,9 +76,20 @@ createdb -O "$owner" "$db"
 C="$P/etc/pipeline-run/pipeline.yaml"
 sed -i -e "s|conninfo: \"dbname=bikes\"|conninfo: \"dbname=$db user=$owner\"|" \
 	-e "s|textfile_dir: .*|textfile_dir: $P/metrics|" "$C"
+# in the README's order: the database before the weights are in place (the commands that
+# do not load the model work without them)
 "$P/bin/pipeline-run" migrate --config "$C"
 psql -X -q -d "$db" -v pipeline_role="$owner" -v analyst_role="pipeline_analyst_$$" \
 	-f "$P/share/pipeline-run/sql/roles.sql" >/dev/null
+"$P/bin/pipeline-run" status --config "$C" | grep -q "^active model: none" ||
+	fail "status before the weights are in place"
+rc=0
+"$P/bin/pipeline-run" --config "$C" --date 2026-11-30 2>"$T/noweights.log" || rc=$?
+expect_eq "$rc" 2 "a run without the weights"
+grep -q "model.weights: cannot read .*current.safetensors" "$T/noweights.log" ||
+	fail "a run without the weights: message"
+cp "$SHARED/models/mobilenetv2_100.coral_imagenet.safetensors" \
+	"$P/var/lib/pipeline-run/models/current.safetensors"
 rc=0
 "$P/bin/pipeline-run" --config "$C" --date 2026-11-30 || rc=$?
 expect_eq "$rc" 0 "backfill with the installed binary"

@@ -21,6 +21,10 @@ EOC
 write_config "$T/ads.csv" "$T/img" "metrics:
     textfile_dir: $T/metrics"
 
+# a dry run leaves the metrics file alone: its success would hide a run that did not happen
+run_pipeline 3 --config "$CFG" --date 2026-11-30 --dry-run
+[ ! -e "$T/metrics/pipeline-run-backfill.prom" ] || fail "a dry run wrote the metrics file"
+
 # stderr is the journal when JOURNAL_STREAM names its device and inode
 rc=0
 JOURNAL_STREAM=$(stat -L -c '%d:%i' "$T") "$BIN" --config "$CFG" --date 2026-11-30 \

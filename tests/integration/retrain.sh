@@ -105,6 +105,11 @@ expect_eq "$(q "select kind || ':' || previous_model_id from model_promotions
 expect_eq "$(q "select threshold between 0 and 1 and (metrics->>'map_at_50')::float > 0
 	and training->'data'->>'bad_rows' = '2' and inference->>'normalization' = 'Custom'
 	from models where id = $m1")" t "registry row"
+# status sums the model up on one line: scalar metrics, rounded, no per-epoch history
+"$BIN" status --config "$CFG" >"$T/status.txt"
+metrics=$(sed -n 's/^  metrics: //p' "$T/status.txt")
+echo "$metrics" | grep -Eq "(^| )map_at_50=0\.[0-9]{1,4}( |$)" || fail "status metrics: $metrics"
+case "$metrics" in *epoch* | *"{"*) fail "status metrics carry the history: $metrics" ;; esac
 w1=$(q "select weights_path from models where id = $m1")
 expect_eq "$(sha256sum "$w1" | cut -d' ' -f1)" "$(q "select weights_sha256 from models
 	where id = $m1")" "weights checksum"

@@ -370,7 +370,7 @@ static void test_batch_with_failures_gives_expected_rows(void **state)
 	batch[5] = image_failed("206", "ad-2b", "resize", "not a JPEG");
 	batch[5].width = 10;
 	batch[5].height = 20;
-	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 6, &err), err);
+	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 6, NULL, &err), err);
 
 	query_text(buf, sizeof(buf),
 	           "SELECT string_agg(image_id || ':' || ad_id || ':' || status, ','"
@@ -427,7 +427,7 @@ static void test_same_input_twice_leaves_tables_identical(void **state)
 	batch[3] = image_failed("304", "ad-3", "embed", "nan in output");
 
 	r1 = run_begin();
-	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 4, &err), err);
+	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 4, NULL, &err), err);
 	assert_ok(store_write_groups(C.s, r1, C.model_id, groups, 3, &err), err);
 	assert_ok(store_write_failure(C.s, r1, "ads.csv:99", NULL, "ad-3", "source",
 	                              "missing ad_id", &err),
@@ -436,7 +436,7 @@ static void test_same_input_twice_leaves_tables_identical(void **state)
 
 	r2 = run_begin();
 	assert_true(r2 > r1);
-	assert_ok(store_write_images(C.s, r2, C.model_id, batch, 4, &err), err);
+	assert_ok(store_write_images(C.s, r2, C.model_id, batch, 4, NULL, &err), err);
 	assert_ok(store_write_groups(C.s, r2, C.model_id, groups, 3, &err), err);
 	assert_ok(store_write_failure(C.s, r2, "ads.csv:99", NULL, "ad-3", "source",
 	                              "missing ad_id", &err),
@@ -471,7 +471,7 @@ static void test_embeddings_round_trip_bit_exact(void **state)
 	e[0][9] = 1e-38f;
 	batch[0] = image_ok("401", "ad-4", "h401", e[0]);
 	batch[1] = image_ok("402", "ad-4", "h402", e[1]);
-	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 2, &err), err);
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 2, NULL, &err), err);
 
 	assert_ok(store_ad_embeddings(C.s, C.model_id, "ad-4", &set, &err), err);
 	assert_int_equal(set.n, 2);
@@ -527,13 +527,13 @@ static void test_changed_content_hash_rewrites_only_that_row(void **state)
 	batch[0] = image_ok("501", "ad-5", "h501", e[0]);
 	batch[1] = image_ok("502", "ad-5", "h502", e[1]);
 	batch[2] = image_ok("503", "ad-5", "h503", e[2]);
-	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 3, &err), err);
+	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 3, NULL, &err), err);
 	row_versions(img_before, sizeof(img_before), "ad_images", "ad-5");
 	row_versions(emb_before, sizeof(emb_before), "image_embeddings", "ad-5");
 
 	/* The same photo embedded again (other floats, same hash) is kept. */
 	batch[1].embedding = e3;
-	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 3, &err), err);
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 3, NULL, &err), err);
 	row_versions(img_after, sizeof(img_after), "ad_images", "ad-5");
 	row_versions(emb_after, sizeof(emb_after), "image_embeddings", "ad-5");
 	assert_string_equal(img_after, img_before);
@@ -544,7 +544,7 @@ static void test_changed_content_hash_rewrites_only_that_row(void **state)
 	r2 = run_begin();
 	batch[1].content_sha256 = "h502-new";
 	batch[1].embedding = e2;
-	assert_ok(store_write_images(C.s, r2, C.model_id, batch, 3, &err), err);
+	assert_ok(store_write_images(C.s, r2, C.model_id, batch, 3, NULL, &err), err);
 	row_versions(img_after, sizeof(img_after), "ad_images", "ad-5");
 	row_versions(emb_after, sizeof(emb_after), "image_embeddings", "ad-5");
 	assert_string_not_equal(img_after, img_before);
@@ -572,9 +572,9 @@ static void test_changed_content_hash_rewrites_only_that_row(void **state)
 	/* Without a hash, the values decide. */
 	r3 = run_begin();
 	batch[2].content_sha256 = NULL;
-	assert_ok(store_write_images(C.s, r3, C.model_id, batch, 3, &err), err);
+	assert_ok(store_write_images(C.s, r3, C.model_id, batch, 3, NULL, &err), err);
 	batch[2].embedding = e3;
-	assert_ok(store_write_images(C.s, r3, C.model_id, batch, 3, &err), err);
+	assert_ok(store_write_images(C.s, r3, C.model_id, batch, 3, NULL, &err), err);
 	assert_ok(store_ad_embeddings(C.s, C.model_id, "ad-5", &set, &err), err);
 	assert_memory_equal(set.emb + 2 * DIM, e3, sizeof(e3));
 	store_emb_set_free(&set);
@@ -588,12 +588,12 @@ static void test_failure_then_success_removes_failure_row(void **state)
 	char buf[128];
 
 	embedding_fill(e, 700);
-	assert_ok(store_write_images(C.s, run_begin(), C.model_id, &im, 1, &err), err);
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, &im, 1, NULL, &err), err);
 	assert_int_equal(query_long("SELECT count(*) FROM failures WHERE key = 'image:701'", NULL),
 	                 1);
 
 	im = image_ok("701", "ad-7", "h701", e);
-	assert_ok(store_write_images(C.s, run_begin(), C.model_id, &im, 1, &err), err);
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, &im, 1, NULL, &err), err);
 	assert_int_equal(query_long("SELECT count(*) FROM failures WHERE key = 'image:701'", NULL),
 	                 0);
 	query_text(buf, sizeof(buf),
@@ -614,7 +614,7 @@ static void test_duplicate_ids_in_one_batch_last_wins(void **state)
 	batch[0] = image_failed("1501", "ad-15", "fetch", "timeout");
 	batch[1] = image_ok("1502", "ad-15", "h1502", e);
 	batch[2] = image_ok("1501", "ad-15", "h1501", e);
-	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 3, &err), err);
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 3, NULL, &err), err);
 	query_text(buf, sizeof(buf),
 	           "SELECT string_agg(image_id || ':' || status, ',' ORDER BY image_id)"
 	           " FROM ad_images WHERE ad_id = 'ad-15'",
@@ -622,6 +622,66 @@ static void test_duplicate_ids_in_one_batch_last_wins(void **state)
 	assert_string_equal(buf, "1501:embedded,1502:embedded");
 	assert_int_equal(query_long("SELECT count(*) FROM failures WHERE key = 'image:1501'", NULL),
 	                 0);
+}
+
+/* An image id stays with the ad it was first recorded with: given again for another ad (in a
+ * later batch, or twice in one batch) that entry is a failure keyed by its source, never a
+ * silent move of the photo (which took it out of its first ad's groups). */
+static void test_image_id_of_another_ad_is_refused(void **state)
+{
+	static float e[DIM];
+	struct store_image batch[3];
+	struct err err = {0};
+	char *owners[3] = {NULL, NULL, NULL};
+	char buf[256];
+
+	embedding_fill(e, 1600);
+	batch[0] = image_ok("1601", "ad-16b", "h1601b", e);
+	batch[0].source = "ads.csv:2";
+	batch[1] = image_ok("1601", "ad-16a", "h1601a", e);
+	batch[1].source = "ads.csv:3";
+	batch[2] = image_ok("1602", "ad-16b", "h1602", e);
+	batch[2].source = "ads.csv:4";
+	/* in one batch: the smallest ad id keeps it */
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 3, owners, &err), err);
+	assert_non_null(owners[0]);
+	assert_string_equal(owners[0], "ad-16a");
+	assert_null(owners[1]);
+	assert_null(owners[2]);
+	free(owners[0]);
+	owners[0] = NULL;
+	query_text(buf, sizeof(buf),
+	           "SELECT string_agg(image_id || ':' || ad_id || ':' || content_sha256, ','"
+	           " ORDER BY image_id) FROM ad_images WHERE image_id LIKE '160_'",
+	           NULL);
+	assert_string_equal(buf, "1601:ad-16a:h1601a,1602:ad-16b:h1602");
+	query_text(buf, sizeof(buf),
+	           "SELECT string_agg(key || ':' || image_id || ':' || ad_id || ':' || stage || ':'"
+	           " || reason, ',') FROM failures WHERE image_id = '1601'",
+	           NULL);
+	assert_string_equal(buf,
+	                    "ads.csv:2:1601:ad-16b:store:image id belongs to another ad: ad-16a");
+
+	/* in a later batch, even by a smaller ad id: the recorded ad keeps it, embedding too */
+	batch[0] = image_ok("1601", "ad-16", "h1601", e);
+	batch[0].source = "topic/1@7";
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 1, owners, &err), err);
+	assert_non_null(owners[0]);
+	assert_string_equal(owners[0], "ad-16a");
+	free(owners[0]);
+	owners[0] = NULL;
+	query_text(buf, sizeof(buf),
+	           "SELECT i.ad_id || ':' || e.content_sha256 FROM ad_images i"
+	           " JOIN image_embeddings e USING (image_id) WHERE image_id = '1601'",
+	           NULL);
+	assert_string_equal(buf, "ad-16a:h1601a");
+	assert_int_equal(
+	    query_long("SELECT count(*) FROM failures WHERE key = 'topic/1@7' AND ad_id = 'ad-16'",
+	               NULL),
+	    1);
+	/* the same entry for its own ad is fine, and callers may pass no OWNERS */
+	batch[0] = image_ok("1601", "ad-16a", "h1601a", e);
+	assert_ok(store_write_images(C.s, run_begin(), C.model_id, batch, 1, NULL, &err), err);
 }
 
 /* ---- groups ---- */
@@ -648,7 +708,7 @@ static void test_group_replacement_deletes_stale_rows(void **state)
 	batch[1] = image_ok("602", "ad-6a", "h602", e[1]);
 	batch[2] = image_ok("603", "ad-6a", "h603", e[2]);
 	batch[3] = image_ok("604", "ad-6b", "h604", e[3]);
-	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 4, &err), err);
+	assert_ok(store_write_images(C.s, r1, C.model_id, batch, 4, NULL, &err), err);
 	assert_ok(store_write_groups(C.s, r1, C.model_id, first, 4, &err), err);
 	query_text(before, sizeof(before),
 	           "SELECT string_agg(image_id || '=' || xmin, ',' ORDER BY image_id)"
@@ -707,7 +767,7 @@ static void test_views_order_numeric_ids_and_summarise_ads(void **state)
 	batch[2] = image_ok("9", "ad-9", "h9", e);
 	batch[3] = image_ok("100", "ad-9", "h100", e);
 	batch[4] = image_failed("0901", "ad-9", "fetch", "404");
-	assert_ok(store_write_images(C.s, run, C.model_id, batch, 5, &err), err);
+	assert_ok(store_write_images(C.s, run, C.model_id, batch, 5, NULL, &err), err);
 	assert_ok(store_write_groups(C.s, run, C.model_id, groups, 4, &err), err);
 
 	query_text(buf, sizeof(buf),
@@ -739,7 +799,7 @@ static void test_hostile_ids_are_stored_verbatim(void **state)
 	embedding_fill(e, 800);
 	im = image_ok(id, ad, "h8", e);
 	im.source = "\\.\n";
-	assert_ok(store_write_images(C.s, run, C.model_id, &im, 1, &err), err);
+	assert_ok(store_write_images(C.s, run, C.model_id, &im, 1, NULL, &err), err);
 	assert_ok(store_write_groups(C.s, run, C.model_id, &g, 1, &err), err);
 	assert_ok(store_write_failure(C.s, run, id, id, ad, "source", "it's \"bad\"", &err), err);
 
@@ -771,19 +831,19 @@ static void test_bad_batches_are_fatal_and_write_nothing(void **state)
 	embedding_fill(e, 1400);
 	im = image_ok("1401", "ad-14", "h1401", e);
 	im.dim = 3;
-	assert_int_equal(store_write_images(C.s, run, C.model_id, &im, 1, &err), -1);
+	assert_int_equal(store_write_images(C.s, run, C.model_id, &im, 1, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_FATAL);
 	assert_non_null(strstr(err.msg, "dim"));
 
 	im.dim = DIM;
 	e[5] = NAN;
-	assert_int_equal(store_write_images(C.s, run, C.model_id, &im, 1, &err), -1);
+	assert_int_equal(store_write_images(C.s, run, C.model_id, &im, 1, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_FATAL);
 	assert_non_null(strstr(err.msg, "1401"));
 	e[5] = 0.5f;
 
 	im.created_at = "yesterday-ish";
-	assert_int_equal(store_write_images(C.s, run, C.model_id, &im, 1, &err), -1);
+	assert_int_equal(store_write_images(C.s, run, C.model_id, &im, 1, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_FATAL);
 	assert_non_null(strstr(err.msg, "ad_images"));
 	assert_non_null(strstr(err.msg, "22007"));
@@ -800,7 +860,7 @@ static void test_bad_batches_are_fatal_and_write_nothing(void **state)
 
 	/* The handle is still usable after a failed transaction. */
 	im.created_at = NULL;
-	assert_ok(store_write_images(C.s, run, C.model_id, &im, 1, &err), err);
+	assert_ok(store_write_images(C.s, run, C.model_id, &im, 1, NULL, &err), err);
 }
 
 /* ---- models and runs ---- */
@@ -1035,7 +1095,7 @@ static void *write_thread(void *arg)
 {
 	struct write_job *j = arg;
 
-	j->rc = store_write_images(j->s, 0, j->model_id, j->imgs, j->n, &j->err);
+	j->rc = store_write_images(j->s, 0, j->model_id, j->imgs, j->n, NULL, &j->err);
 	return NULL;
 }
 
@@ -1096,7 +1156,7 @@ static void test_killed_session_mid_transaction_is_retry(void **state)
 	assert_int_equal(query_long("SELECT count(*) FROM ad_images WHERE ad_id = 'ad-13'", NULL),
 	                 0);
 
-	assert_ok(store_write_images(job.s, 0, C.model_id, batch, 2, &err), err);
+	assert_ok(store_write_images(job.s, 0, C.model_id, batch, 2, NULL, &err), err);
 	assert_int_equal(query_long("SELECT count(*) FROM ad_images WHERE ad_id = 'ad-13'", NULL),
 	                 2);
 	store_close(job.s);
@@ -1113,6 +1173,7 @@ int main(void)
 	    cmocka_unit_test(test_changed_content_hash_rewrites_only_that_row),
 	    cmocka_unit_test(test_failure_then_success_removes_failure_row),
 	    cmocka_unit_test(test_duplicate_ids_in_one_batch_last_wins),
+	    cmocka_unit_test(test_image_id_of_another_ad_is_refused),
 	    cmocka_unit_test(test_group_replacement_deletes_stale_rows),
 	    cmocka_unit_test(test_views_order_numeric_ids_and_summarise_ads),
 	    cmocka_unit_test(test_hostile_ids_are_stored_verbatim),

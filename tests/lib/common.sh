@@ -63,11 +63,12 @@ write_config() {
     images_root: $2" "${3:-}"
 }
 
-# run_pipeline EXPECTED_EXIT ARGS...: run the binary, check its exit code
+# run_pipeline EXPECTED_EXIT ARGS...: run the binary, check its exit code; a run that hangs
+# is stopped after RUN_TIMEOUT seconds (default 600; SIGTERM, then SIGKILL) and fails
 run_pipeline() {
 	local want=$1 rc=0
 	shift
-	"$BIN" "$@" 2>"$T/run.log" || rc=$?
+	timeout -k 10 "${RUN_TIMEOUT:-600}" "$BIN" "$@" 2>"$T/run.log" || rc=$?
 	cat "$T/run.log" >&2
 	[ "$rc" -eq "$want" ] || fail "pipeline-run $* exited $rc, expected $want"
 }

@@ -99,7 +99,7 @@ static int pass(struct config *cfg, const char *group, struct store *s, int64_t 
 				                               .ok = 0,
 				                               .failure_stage = "bench",
 				                               .failure_reason = "not processed"};
-			if (s && store_write_images(s, run, 0, imgs, n, &err))
+			if (s && store_write_images(s, run, 0, imgs, n, NULL, &err))
 				goto out;
 			for (i = 0; i < n; i++)
 				source_ack(src, &items[i]);

@@ -48,7 +48,7 @@ static int bench_images(struct store *s, int64_t run, int64_t model, struct stor
 	t0 = proc_now_s();
 	for (i = 0; i < rows; i += n) {
 		n = rows - i < batch ? rows - i : batch;
-		if (store_write_images(s, run, model, imgs + i, n, &err) != 0) {
+		if (store_write_images(s, run, model, imgs + i, n, NULL, &err) != 0) {
 			fprintf(stderr, "store_bench: %s\n", err.msg);
 			return -1;
 		}

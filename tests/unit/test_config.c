@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/shared_data.h"
@@ -194,6 +195,75 @@ static void test_wrong_types_ranges_and_broken_files(void **state)
 	             "p6.yaml:1: keys must be plain scalars");
 	snprintf(dir_msg, sizeof(dir_msg), "%s: not a regular file", tmpdir);
 	expect_error(tmpdir, dir_msg);
+	/* a FIFO is refused at once, not waited on for a writer (alarm: fail, never hang) */
+	snprintf(dir_msg, sizeof(dir_msg), "%s/fifo.yaml", tmpdir);
+	assert_int_equal(mkfifo(dir_msg, 0600), 0);
+	alarm(20);
+	expect_error(dir_msg, "fifo.yaml: not a regular file");
+	alarm(0);
+	unlink(dir_msg);
+	/* a section that is not a mapping is named as such, not as an unknown key */
+	expect_error(pipeline_yaml("grouping:\n  - threshold: 0.5\n", ""),
+	             "pipeline.yaml:4: grouping: expected a mapping of keys");
+	expect_error(pipeline_yaml("kafka: broker1:9092\n", ""),
+	             "pipeline.yaml:3: kafka: expected a mapping of keys");
+}
+
+/* A second YAML document would be silently left unread; an empty one, or one "---" at the
+ * top, changes nothing. */
+static void test_one_yaml_document(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+	char text[8192];
+	FILE *fp;
+
+	snprintf(text, sizeof(text), "%s/pipeline.yaml", tmpdir);
+	pipeline_yaml("", "");
+	fp = fopen(text, "a");
+	assert_non_null(fp);
+	fputs("---\npipeline:\n  batch_size: 9\n", fp);
+	fclose(fp);
+	expect_error(text, "pipeline.yaml:12: a second YAML document ('---')");
+
+	pipeline_yaml("", "");
+	fp = fopen(text, "a");
+	assert_non_null(fp);
+	fputs("...\n---\n", fp);
+	fclose(fp);
+	assert_int_equal(config_load(cfg, text, &err), 0);
+	assert_int_equal(cfg->batch_size, 8);
+	free(cfg);
+}
+
+/* A section whose keys are all commented out is an empty section. */
+static void test_empty_section(void **state)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	struct err err = {0};
+
+	assert_int_equal(config_load(cfg, pipeline_yaml("grouping:\n# threshold: 0.5\n", ""), &err),
+	                 0);
+	assert_true(isnan(cfg->threshold));
+	free(cfg);
+}
+
+/* Aliases to one big mapping: 58 kB of YAML once flattened to 9 million keys (1.7 GB,
+ * 11 s) before the first unknown key was reported. Bounded now, and fast. */
+static void test_alias_amplification_is_bounded(void **state)
+{
+	static char text[200000];
+	size_t at = 0;
+	int i;
+
+	at += (size_t)snprintf(text + at, sizeof(text) - at, "a0: &a0 {");
+	for (i = 0; i < 3000; i++)
+		at += (size_t)snprintf(text + at, sizeof(text) - at, "%sk%d: 1", i ? ", " : "", i);
+	at += (size_t)snprintf(text + at, sizeof(text) - at, "}\n");
+	for (i = 1; i < 3000; i++)
+		at += (size_t)snprintf(text + at, sizeof(text) - at, "b%d: *a0\n", i);
+	assert_true(at < sizeof(text) - 1);
+	expect_error(write_tmp("bomb.yaml", text), "more than 4096 keys");
 }
 
 static void test_model_config_errors(void **state)
@@ -246,6 +316,7 @@ static void test_missing_files_are_named(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open"));
 	write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n  weights: nothere.safetensors\n"
 	                     "source:\n  csv: a.csv\n  images_root: .\n");
+	/* the model config is checked by config_load, the weights by config_check_weights */
 	assert_int_equal(
 	    config_load(cfg,
 	                write_tmp("p2.yaml", "model:\n  config: nothere.yaml\n"
@@ -253,6 +324,10 @@ static void test_missing_files_are_named(void **state)
 	                                     "  csv: a.csv\n  images_root: .\n"),
 	                &err),
 	    -1);
+	assert_non_null(strstr(err.msg, "model.config:"));
+	assert_int_equal(config_load(cfg, pipeline_yaml("", ""), &err), 0);
+	snprintf(cfg->model_weights, sizeof(cfg->model_weights), "%s/nothere.safetensors", tmpdir);
+	assert_int_equal(config_check_weights(cfg, &err), -1);
 	assert_non_null(strstr(err.msg, "model.weights: cannot read"));
 	free(cfg);
 }
@@ -420,6 +495,9 @@ int main(void)
 	    cmocka_unit_test(test_unknown_key_names_file_and_line),
 	    cmocka_unit_test(test_bad_values_name_line_and_reason),
 	    cmocka_unit_test(test_wrong_types_ranges_and_broken_files),
+	    cmocka_unit_test(test_one_yaml_document),
+	    cmocka_unit_test(test_empty_section),
+	    cmocka_unit_test(test_alias_amplification_is_bounded),
 	    cmocka_unit_test(test_model_config_errors),
 	    cmocka_unit_test(test_missing_files_are_named),
 	    cmocka_unit_test(test_print_config_masks_password),

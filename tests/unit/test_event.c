@@ -88,6 +88,13 @@ static void test_missing_and_wrong_typed_fields(void **state)
 	           "field created_at must be a string");
 	expect_bad("{\"ad_id\": \"1\", \"image_id\": \"2\", \"created_at\": \"yesterday\"}", NULL,
 	           "created_at is not an RFC 3339 timestamp");
+	/* times PostgreSQL would refuse, failing the whole batch and every nightly after it */
+	expect_bad(
+	    "{\"ad_id\": \"1\", \"image_id\": \"2\", \"created_at\": \"2026-02-30T01:00:00Z\"}",
+	    NULL, "created_at is not an RFC 3339 timestamp");
+	expect_bad("{\"ad_id\": \"1\", \"image_id\": \"2\","
+	           " \"created_at\": \"2026-11-30T01:00:00+16:00\"}",
+	           NULL, "created_at is not an RFC 3339 timestamp");
 	expect_bad("{\"ad_id\": \"1\", \"image_id\": \"2\","
 	           " \"created_at\": \"2026-11-30T09:29:22Z\"}",
 	           NULL, "missing field url");

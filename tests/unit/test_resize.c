@@ -938,6 +938,49 @@ static void test_cmyk_quadrants_give_the_right_rgb(void **state)
 	free(out);
 }
 
+/* CMYK photos take their own path (profile or plain formula), also a sequential read: turned
+ * ones must decode at the larger and non-square model sizes too (a 1200x900 CMYK JPEG or
+ * TIFF under orientations 3-8 once failed at 512 px with "out of order read"). */
+static void test_large_turned_cmyk_at_model_sizes(void **state)
+{
+	static const int sizes[][2] = {{512, 512}, {320, 224}};
+	static const char *const savers[] = {".jpg[Q=90]", ".tif"};
+	VipsImage *up = quadrants(1200, 900, quad_col);
+	VipsImage *bare = plain_cmyk(up);
+	float *out = malloc(sizeof(float) * 3 * 512 * 512);
+	int orient;
+	size_t k, f;
+
+	assert_non_null(out);
+	for (orient = 1; orient <= 8; orient++) {
+		VipsImage *im = unorient(bare, orient);
+
+		for (f = 0; f < sizeof(savers) / sizeof(savers[0]); f++) {
+			size_t len;
+			void *p = encode(im, savers[f], &len);
+
+			for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+				struct resize_opts o = opts_simple();
+				struct err err = {0};
+				char what[96];
+
+				o.width = sizes[k][0];
+				o.height = sizes[k][1];
+				snprintf(what, sizeof(what), "cmyk %s orientation %d to %dx%d",
+				         savers[f], orient, o.width, o.height);
+				if (resize_buffer(&o, p, len, out, NULL, &err))
+					fail_msg("%s: unexpected failure: %s", what, err.msg);
+				assert_quadrants_wh(what, out, o.width, o.height, quad_col, 6);
+			}
+			g_free(p);
+		}
+		g_object_unref(im);
+	}
+	g_object_unref(bare);
+	g_object_unref(up);
+	free(out);
+}
+
 /* Formats whose libvips loaders are marked untrusted (not fuzzed enough, or able to reach
  * other files) are refused with the loader's name, whatever saver made them. */
 static void test_untrusted_formats_are_refused_by_name(void **state)
@@ -1326,6 +1369,15 @@ static void test_size_limits_and_empty_inputs(void **state)
 	assert_int_equal(resize_file(&o, tmpdir, out, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_INPUT);
 	assert_string_equal(err.msg, "not a regular file");
+	/* a FIFO is refused at once, not waited on for a writer (alarm: fail, never hang) */
+	tmp_path(path, sizeof(path), "fifo.jpg");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(20);
+	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
+	alarm(0);
+	assert_int_equal(err.kind, ERR_INPUT);
+	assert_string_equal(err.msg, "not a regular file");
+	unlink(path);
 	tmp_path(path, sizeof(path), "does-not-exist.jpg");
 	assert_int_equal(resize_file(&o, path, out, NULL, &err), -1);
 	assert_int_equal(err.kind, ERR_INPUT);
@@ -1586,6 +1638,7 @@ int main(void)
 	    cmocka_unit_test(test_orientation_quadrants_in_every_tagged_format),
 	    cmocka_unit_test(test_large_turned_jpegs_at_model_sizes),
 	    cmocka_unit_test(test_cmyk_quadrants_give_the_right_rgb),
+	    cmocka_unit_test(test_large_turned_cmyk_at_model_sizes),
 	    cmocka_unit_test(test_untrusted_formats_are_refused_by_name),
 	    cmocka_unit_test(test_every_truncation_point_is_truncated),
 	    cmocka_unit_test(test_truncation_at_10_50_90_percent_and_before_end_marker),

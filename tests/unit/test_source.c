@@ -46,6 +46,10 @@ static void test_rfc3339_parsing(void **state)
 	assert_int_equal(source_parse_time("2026-11-30T25:00:00Z", &t), -1);
 	assert_int_equal(source_parse_time("2026-11-30T09:29:22Zjunk", &t), -1);
 	assert_int_equal(source_parse_time("", &t), -1);
+	/* the database's range of offsets: up to 15:59 either way */
+	assert_int_equal(source_parse_time("2026-11-30T09:29:22-15:59", &t), 0);
+	assert_int_equal(source_parse_time("2026-11-30T09:29:22+16:00", &t), -1);
+	assert_int_equal(source_parse_time("2026-11-30T09:29:22-23:59", &t), -1);
 }
 
 static void test_date_window_is_strict(void **state)
@@ -61,6 +65,10 @@ static void test_date_window_is_strict(void **state)
 	assert_int_equal(source_window_date("2026-1-30", &w, &err), -1);
 	assert_int_equal(source_window_date("2026-11-30x", &w, &err), -1);
 	assert_int_equal(source_window_date("", &w, &err), -1);
+	/* an open window ends in 2100: a later start says so, not "--until must be after" */
+	assert_int_equal(source_window_parse(NULL, "9999-12-31", NULL, &w, &err), -1);
+	assert_non_null(strstr(err.msg, "past 2100-01-01"));
+	assert_int_equal(source_window_parse(NULL, "2099-12-31", NULL, &w, &err), 0);
 }
 
 static void write_file(const char *path, const char *text)
@@ -152,6 +160,7 @@ static void test_bad_rows_become_failed_items(void **state)
 	assert_int_equal(source_next(src, &it, &err), 1);
 	assert_false(it.ok);
 	assert_non_null(strstr(it.failure_reason, "RFC 3339"));
+	assert_string_equal(it.created_at, ""); /* not handed to the database */
 
 	assert_int_equal(source_next(src, &it, &err), 1);
 	assert_true(it.ok);
@@ -247,6 +256,25 @@ static void test_failure_reasons_stay_utf8(void **state)
 	assert_string_equal(it.failure_reason, "decode failed: marker ?? at 12");
 }
 
+/* Spreadsheets save UTF-8 CSV with a byte order mark before the header. */
+static void test_byte_order_mark_before_the_header(void **state)
+{
+	struct err err = {0};
+	struct source *src = open_csv("\xef\xbb\xbf"
+	                              "ad_id,image_id,image,created_at\r\n"
+	                              "1,10,ok.jpg,2026-11-30T01:00:00Z\r\n",
+	                              NULL, &err);
+	struct item it;
+
+	assert_non_null(src);
+	assert_int_equal(source_next(src, &it, &err), 1);
+	assert_true(it.ok);
+	assert_string_equal(it.ad_id, "1");
+	assert_string_equal(it.created_at, "2026-11-30T01:00:00Z");
+	assert_int_equal(source_next(src, &it, &err), 0);
+	source_close(src);
+}
+
 static void test_missing_column_is_fatal(void **state)
 {
 	struct err err = {0};
@@ -265,6 +293,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_rows_become_failed_items),
 	    cmocka_unit_test(test_nul_bad_utf8_and_url_bytes),
 	    cmocka_unit_test(test_failure_reasons_stay_utf8),
+	    cmocka_unit_test(test_byte_order_mark_before_the_header),
 	    cmocka_unit_test(test_missing_column_is_fatal),
 	};
 
