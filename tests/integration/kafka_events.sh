@@ -22,7 +22,6 @@ at='"created_at": "2026-11-30T10:00:00Z"'
 pad=$(printf '%*s' 2000 '')
 img="file://$T/img"
 {
-	printf '700\t{"ad_id": "700", "image_id": "701", "url": "%s/good0.jpg", %s}\n' "$img" "$at"
 	printf '700\t{"ad_id": "700", "image_id": "702", "url": "%s/good1.jpg", %s,' "$img" "$at"
 	printf ' "extra": {"a": [1, 2]}}\n'
 	printf '%s\t{"ad_id": "%s", "image_id": "%s", "url": "%s/good2.jpg", %s}\n' \
@@ -44,9 +43,13 @@ img="file://$T/img"
 	printf '718\t{"ad_id": "\xff\xfe", "image_id": "719", "url": "file:///x", %s}\n' "$at"
 	printf '720\t{"ad_id": "720", "image_id": "721", "url": "FILE://%s/img/good0.jpg", %s}\n' "$T" "$at"
 	printf '720\t{"ad_id": "720", "image_id": "722", "url": "file://localhost%s/img/good1.jpg", %s}\n' "$T" "$at"
-	printf '723\t{"ad_id": "723", "image_id": "701", "url": "file://%s/img/good2.jpg", %s}\n' "$T" "$at"
 } >"$T/events.txt"
 kcat -b "$BOOTSTRAP" -t ad-images -P -K $'\t' -l "$T/events.txt"
+# image id 701 for ad 700, then the same id for ad 723: one partition, so the order is fixed
+{
+	printf '700\t{"ad_id": "700", "image_id": "701", "url": "%s/good0.jpg", %s}\n' "$img" "$at"
+	printf '723\t{"ad_id": "723", "image_id": "701", "url": "file://%s/img/good2.jpg", %s}\n' "$T" "$at"
+} | kcat -b "$BOOTSTRAP" -t ad-images -p 0 -P -K $'\t'
 
 write_kafka_config events "max_event_bytes: 1024
 dead_letter_topic: ad-images-dlq"
